@@ -1,0 +1,139 @@
+/**
+ * CommyError: every failure Commy reports, as tagged, schema-described values.
+ *
+ * Each member has a stable `code` (SCREAMING_SNAKE) that is the single source of truth for the
+ * wire protocol, the CLI and the docs: servers send `{ id, code, message }` and clients rebuild
+ * the same class from `code` with {@link classForCode}. Codes are never renamed or reused.
+ */
+import * as Schema from "effect/Schema"
+
+const base = { message: Schema.String }
+
+export class FileError extends Schema.TaggedError<FileError>()("FileError", {
+  ...base,
+  /** errno name such as ENOENT, when the OS reported one. */
+  errno: Schema.optional(Schema.String),
+  syscall: Schema.optional(Schema.String),
+  path: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect)
+}) {
+  static readonly code = "FILE_ERROR"
+  readonly code = FileError.code
+}
+
+export class FileTooShort extends Schema.TaggedError<FileTooShort>()("FileTooShort", {
+  ...base,
+  path: Schema.optional(Schema.String)
+}) {
+  static readonly code = "FILE_TOO_SHORT"
+  readonly code = FileTooShort.code
+}
+
+export class WatcherError extends Schema.TaggedError<WatcherError>()("WatcherError", {
+  ...base,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  static readonly code = "WATCHER_ERROR"
+  readonly code = WatcherError.code
+}
+
+export class VariableNotFound extends Schema.TaggedError<VariableNotFound>()("VariableNotFound", {
+  ...base,
+  name: Schema.String
+}) {
+  static readonly code = "VARIABLE_NOT_FOUND"
+  readonly code = VariableNotFound.code
+}
+
+export class InvalidOffset extends Schema.TaggedError<InvalidOffset>()("InvalidOffset", {
+  ...base
+}) {
+  static readonly code = "INVALID_OFFSET"
+  readonly code = InvalidOffset.code
+}
+
+export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
+  ...base
+}) {
+  static readonly code = "INVALID_ARGUMENT"
+  readonly code = InvalidArgument.code
+}
+
+export class SimdError extends Schema.TaggedError<SimdError>()("SimdError", {
+  ...base
+}) {
+  static readonly code = "SIMD_ERROR"
+  readonly code = SimdError.code
+}
+
+export class DetachedBuffer extends Schema.TaggedError<DetachedBuffer>()("DetachedBuffer", {
+  ...base
+}) {
+  static readonly code = "DETACHED_BUFFER"
+  readonly code = DetachedBuffer.code
+}
+
+export class MappingClosed extends Schema.TaggedError<MappingClosed>()("MappingClosed", {
+  ...base
+}) {
+  static readonly code = "MAPPING_CLOSED"
+  readonly code = MappingClosed.code
+}
+
+export class NativeUnavailable extends Schema.TaggedError<NativeUnavailable>()("NativeUnavailable", {
+  ...base,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  static readonly code = "NATIVE_UNAVAILABLE"
+  readonly code = NativeUnavailable.code
+}
+
+export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("PermissionDenied", {
+  ...base
+}) {
+  static readonly code = "PERMISSION_DENIED"
+  readonly code = PermissionDenied.code
+}
+
+export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("ServiceNotFound", {
+  ...base,
+  service: Schema.String
+}) {
+  static readonly code = "SERVICE_NOT_FOUND"
+  readonly code = ServiceNotFound.code
+}
+
+/** Every CommyError member; add new members here. */
+const classes = [
+  FileError,
+  FileTooShort,
+  WatcherError,
+  VariableNotFound,
+  InvalidOffset,
+  InvalidArgument,
+  SimdError,
+  DetachedBuffer,
+  MappingClosed,
+  NativeUnavailable,
+  PermissionDenied,
+  ServiceNotFound
+] as const
+
+export type CommyError = InstanceType<(typeof classes)[number]>
+
+/** Schema of the whole union, for encoding errors at a boundary. */
+export const CommyError = Schema.Union(...classes)
+
+export type CommyErrorCode = CommyError["code"]
+
+const byCode: ReadonlyMap<string, (typeof classes)[number]> = new Map(classes.map((c) => [c.code, c]))
+
+/** All stable codes, in declaration order (listed in docs/protocol.md). */
+export const commyErrorCodes: ReadonlyArray<CommyErrorCode> = classes.map((c) => c.code)
+
+/** The CommyError class for a stable code, if this version knows it. */
+export const classForCode = (code: string) => byCode.get(code)
+
+/** True for any CommyError member. */
+export const isCommyError = (u: unknown): u is CommyError =>
+  typeof u === "object" && u !== null && classes.some((c) => u instanceof c)

@@ -1,0 +1,101 @@
+/**
+ * The raw shape of the C++ addon (`native/commy.cc`, built as `build/Release/commy.node`).
+ *
+ * This is the one contract between C++ and TypeScript. Nothing outside `src/native/` touches
+ * these functions directly: `NativeAddon` loads them and every caller goes through Effect
+ * wrappers that turn the addon's thrown errors into `CommyError` values.
+ *
+ * Error convention: every entry point validates its arguments and throws a JS `Error` whose
+ * `code` is one of {@link NativeErrorCode} or an errno name (`ENOENT`, `EACCES`, ...) with
+ * `errno`, `syscall` and (where a path was involved) `path` set, like Node's own fs errors.
+ * No input from JS may crash the process or touch memory outside a live mapping.
+ */
+
+export type NativeErrorCode =
+  | "ERR_COMMY_INVALID_ARGUMENT" // wrong type, negative/fractional/non-finite number, empty path
+  | "ERR_COMMY_OUT_OF_BOUNDS" // offset/length outside the mapping or buffer
+  | "ERR_COMMY_LENGTH_MISMATCH" // diff inputs of different lengths
+  | "ERR_COMMY_DETACHED" // a detached ArrayBuffer was passed
+  | "ERR_COMMY_CLOSED" // the mapping or waiter was closed
+  | "ERR_COMMY_FILE_TOO_SHORT" // map() asked for more bytes than the file has
+  | "ERR_COMMY_KERNEL_UNAVAILABLE" // setKernel()/diff() named a kernel this CPU/build lacks
+  | "ERR_COMMY_BUSY" // a Waiter already has a wait in flight
+
+/** Names of the diff kernels, best first. Only those the CPU and build support are reported. */
+export type KernelName = "avx512bw" | "avx2" | "sse2" | "neon" | "scalar"
+
+/** Result of a futex wait. `woken` may be spurious: callers re-check the word. */
+export type WaitResult = "woken" | "timeout" | "mismatch" | "cancelled"
+
+export interface NativeMapping {
+  /** External ArrayBuffer over the mapped pages (zero copy). Detached by `close()`. */
+  readonly buffer: ArrayBuffer
+  /** Mapped length in bytes. */
+  readonly length: number
+  readonly writable: boolean
+  /** True once `close()` ran. */
+  readonly closed: boolean
+  /** Current size of the underlying file (fstat), in bytes. */
+  fileSize(): number
+  /** msync(MS_SYNC) of [offset, offset+length) (page-rounded), or the whole mapping. */
+  sync(offset?: number, length?: number): void
+  /**
+   * flock(2) on the mapping's own file descriptor, non-blocking. Returns false if another open
+   * file description holds a conflicting lock. The kernel releases it if this process dies.
+   */
+  tryLock(exclusive: boolean): boolean
+  /** Like tryLock but waits (off the JS thread) up to timeoutMs (Infinity allowed). Resolves false on timeout. */
+  lock(exclusive: boolean, timeoutMs: number): Promise<boolean>
+  unlock(): void
+  /**
+   * FUTEX_WAKE (shared, not FUTEX_PRIVATE_FLAG) on the 32-bit word at `offset`
+   * (4-byte aligned, inside the mapping). Returns how many waiters were woken.
+   */
+  wake(offset: number, count: number): number
+  /** Creates a waiter: a dedicated native thread that runs FUTEX_WAIT off the JS thread. */
+  waiter(): NativeWaiter
+  /**
+   * Detaches `buffer` (old views then read as length 0 instead of faulting), cancels pending
+   * waits, and releases the mapping and the file descriptor once no waiter thread uses them.
+   * Idempotent. Garbage collection of both the Mapping object and the buffer does the same.
+   */
+  close(): void
+}
+
+export interface NativeWaiter {
+  /**
+   * FUTEX_WAIT on the 32-bit word at `offset` while it equals `expected` (uint32), for at most
+   * timeoutMs (Infinity = no timeout). One wait in flight per waiter (else ERR_COMMY_BUSY).
+   */
+  wait(offset: number, expected: number, timeoutMs: number): Promise<WaitResult>
+  /** Resolves the in-flight wait (if any) with "cancelled". */
+  cancel(): void
+  /** Cancels and stops the thread. Idempotent. */
+  close(): void
+}
+
+export interface NativeBinding {
+  /** Bumped whenever this interface changes; the loader refuses a stale build. */
+  readonly abiVersion: number
+  /** Kernels usable on this machine, best first (always ends with "scalar"). */
+  kernels(): ReadonlyArray<KernelName>
+  /** The kernel `diff` uses by default: best available, or `COMMY_SIMD_KERNEL` / `setKernel`. */
+  activeKernel(): KernelName
+  setKernel(name: KernelName): void
+  /**
+   * Compares two equal-length byte views and returns the changed byte ranges, merged and
+   * byte-exact, as a flat Float64Array [start0, end0, start1, end1, ...] with end exclusive.
+   * `kernel` forces one kernel for this call (tests compare kernels one by one).
+   */
+  diff(current: Uint8Array, shadow: Uint8Array, kernel?: KernelName): Float64Array
+  /**
+   * Opens `path` (O_RDWR or O_RDONLY, O_CLOEXEC; never creates) and maps its first `length`
+   * bytes MAP_SHARED with PROT_READ|PROT_WRITE or PROT_READ.
+   */
+  map(path: string, writable: boolean, length: number): NativeMapping
+  /** Does nothing: the cost of one N-API call, a benchmark baseline. */
+  noop(): void
+}
+
+/** Must equal `COMMY_ABI_VERSION` in native/commy.cc. */
+export const ABI_VERSION = 1
