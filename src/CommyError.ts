@@ -103,6 +103,69 @@ export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("Serv
   readonly code = ServiceNotFound.code
 }
 
+export class InvalidName extends Schema.TaggedError<InvalidName>()("InvalidName", {
+  ...base,
+  name: Schema.String
+}) {
+  static readonly code = "INVALID_NAME"
+  readonly code = InvalidName.code
+}
+
+export class TypeMismatch extends Schema.TaggedError<TypeMismatch>()("TypeMismatch", {
+  ...base
+}) {
+  static readonly code = "TYPE_MISMATCH"
+  readonly code = TypeMismatch.code
+}
+
+export class ValueTooLarge extends Schema.TaggedError<ValueTooLarge>()("ValueTooLarge", {
+  ...base,
+  capacity: Schema.Number
+}) {
+  static readonly code = "VALUE_TOO_LARGE"
+  readonly code = ValueTooLarge.code
+}
+
+export class CorruptFile extends Schema.TaggedError<CorruptFile>()("CorruptFile", {
+  ...base,
+  path: Schema.optional(Schema.String)
+}) {
+  static readonly code = "CORRUPT_FILE"
+  readonly code = CorruptFile.code
+}
+
+export class UnsupportedVersion extends Schema.TaggedError<UnsupportedVersion>()("UnsupportedVersion", {
+  ...base,
+  version: Schema.Number
+}) {
+  static readonly code = "UNSUPPORTED_VERSION"
+  readonly code = UnsupportedVersion.code
+}
+
+export class CapacityExceeded extends Schema.TaggedError<CapacityExceeded>()("CapacityExceeded", {
+  ...base
+}) {
+  static readonly code = "CAPACITY_EXCEEDED"
+  readonly code = CapacityExceeded.code
+}
+
+export class LockTimeout extends Schema.TaggedError<LockTimeout>()("LockTimeout", {
+  ...base
+}) {
+  static readonly code = "LOCK_TIMEOUT"
+  readonly code = LockTimeout.code
+}
+
+export class VersionConflict extends Schema.TaggedError<VersionConflict>()("VersionConflict", {
+  ...base,
+  name: Schema.String,
+  expected: Schema.Number,
+  current: Schema.Number
+}) {
+  static readonly code = "VERSION_CONFLICT"
+  readonly code = VersionConflict.code
+}
+
 /** Every CommyError member; add new members here. */
 const classes = [
   FileError,
@@ -116,7 +179,15 @@ const classes = [
   MappingClosed,
   NativeUnavailable,
   PermissionDenied,
-  ServiceNotFound
+  ServiceNotFound,
+  InvalidName,
+  TypeMismatch,
+  ValueTooLarge,
+  CorruptFile,
+  UnsupportedVersion,
+  CapacityExceeded,
+  LockTimeout,
+  VersionConflict
 ] as const
 
 export type CommyError = InstanceType<(typeof classes)[number]>

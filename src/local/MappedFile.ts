@@ -1,0 +1,131 @@
+/**
+ * MappedFile: a file mapped MAP_SHARED into this process, as a scoped Effect resource.
+ *
+ * The bytes are an external ArrayBuffer over the page cache: a DataView or typed array on
+ * `buffer` reads and writes the file with no syscall and no copy, and other processes mapping
+ * the same file see the stores. Closing (the scope ending) detaches `buffer` first, so a stale
+ * view reads as length 0 instead of faulting.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as fs from "node:fs"
+import type { CommyError } from "../CommyError.js"
+import type { NativeMapping, NativeWaiter, WaitResult } from "../native/Binding.js"
+import { NativeAddon } from "../native/NativeAddon.js"
+import { fromNativeError } from "../native/NativeError.js"
+
+export interface MapOptions {
+  /** Map read-write (default) or read-only (PROT_READ: stores fault, so they are never attempted). */
+  readonly writable?: boolean
+  /** Bytes to map from the start of the file; default: the file's current size. */
+  readonly length?: number
+}
+
+export interface MappedFile {
+  readonly path: string
+  readonly length: number
+  readonly writable: boolean
+  /** The mapped bytes. Detached once the file is closed. */
+  readonly buffer: ArrayBuffer
+  readonly fileSize: Effect.Effect<number, CommyError>
+  /** msync(MS_SYNC) of a range (default: all). */
+  readonly sync: (offset?: number, length?: number) => Effect.Effect<void, CommyError>
+  /** Whole-file flock, non-blocking; false when held elsewhere. Released by the kernel if we die. */
+  readonly tryLock: (exclusive: boolean) => Effect.Effect<boolean, CommyError>
+  /** Whole-file flock, waiting off the JS thread up to `timeout`; false on timeout. */
+  readonly lock: (exclusive: boolean, timeout: Duration.DurationInput) => Effect.Effect<boolean, CommyError>
+  readonly unlock: Effect.Effect<void, CommyError>
+  /** Wakes up to `count` processes waiting on the 32-bit word at `offset`. */
+  readonly wake: (offset: number, count?: number) => Effect.Effect<number, CommyError>
+  /**
+   * Waits (off the JS thread) while the 32-bit word at `offset` equals `expected`, up to
+   * `timeout`. Interrupting the effect cancels the native wait. "woken" may be spurious.
+   */
+  readonly wait: (
+    offset: number,
+    expected: number,
+    timeout?: Duration.DurationInput
+  ) => Effect.Effect<WaitResult, CommyError>
+}
+
+const attempt = <A>(context: string, f: () => A): Effect.Effect<A, CommyError> =>
+  Effect.try({ try: f, catch: (cause) => fromNativeError(cause, context) })
+
+const toMillis = (timeout: Duration.DurationInput | undefined): number =>
+  timeout === undefined ? Infinity : Duration.toMillis(Duration.decode(timeout))
+
+const make = (path: string, mapping: NativeMapping): MappedFile => {
+  // Idle native waiters, reused: each owns a thread, so creating one per wait would cost ~50 µs.
+  const idle: Array<NativeWaiter> = []
+
+  const wait = (offset: number, expected: number, timeout?: Duration.DurationInput) =>
+    Effect.flatMap(
+      attempt("MappedFile.wait", () => idle.pop() ?? mapping.waiter()),
+      (waiter) =>
+        Effect.async<WaitResult, CommyError>((resume) => {
+          let promise: Promise<WaitResult>
+          try {
+            promise = waiter.wait(offset, expected, toMillis(timeout))
+          } catch (cause) {
+            idle.push(waiter)
+            resume(Effect.fail(fromNativeError(cause, "MappedFile.wait")))
+            return
+          }
+          promise.then(
+            (result) => {
+              idle.push(waiter)
+              resume(Effect.succeed(result))
+            },
+            (cause) => {
+              waiter.close()
+              resume(Effect.fail(fromNativeError(cause, "MappedFile.wait")))
+            }
+          )
+          // Interrupted: cancel the native wait; the promise then resolves "cancelled" and the
+          // waiter goes back to the idle list.
+          return Effect.sync(() => waiter.cancel())
+        })
+    )
+
+  return {
+    path,
+    length: mapping.length,
+    writable: mapping.writable,
+    buffer: mapping.buffer,
+    fileSize: attempt("MappedFile.fileSize", () => mapping.fileSize()),
+    sync: (offset, length) =>
+      attempt("MappedFile.sync", () => (offset === undefined ? mapping.sync() : mapping.sync(offset, length))),
+    tryLock: (exclusive) => attempt("MappedFile.tryLock", () => mapping.tryLock(exclusive)),
+    lock: (exclusive, timeout) =>
+      Effect.tryPromise({
+        try: () => mapping.lock(exclusive, toMillis(timeout)),
+        catch: (cause) => fromNativeError(cause, "MappedFile.lock")
+      }),
+    unlock: attempt("MappedFile.unlock", () => mapping.unlock()),
+    wake: (offset, count = 0x7fffffff) => attempt("MappedFile.wake", () => mapping.wake(offset, count)),
+    wait
+  }
+}
+
+/**
+ * Maps an existing file. The mapping, its file descriptor and any waiter threads are released
+ * when the scope closes.
+ */
+export const mapFile = (
+  path: string,
+  options: MapOptions = {}
+): Effect.Effect<MappedFile, CommyError, NativeAddon | Scope.Scope> =>
+  Effect.gen(function*() {
+    const addon = yield* NativeAddon
+    const writable = options.writable ?? true
+    const mapping = yield* Effect.acquireRelease(
+      attempt(`mapFile(${path})`, () => {
+        // fs errors carry errno codes like the addon's, so one mapping covers both.
+        const length = options.length ?? fs.statSync(path).size
+        return addon.map(path, writable, length)
+      }),
+      (mapping) => Effect.sync(() => mapping.close())
+    )
+    return make(path, mapping)
+  })

@@ -1,0 +1,121 @@
+/**
+ * ServiceFiles: where service files live and how they come to exist.
+ *
+ * A service file is `<root>/service_<id>.mem`, `id` 32 hex chars of randomness, in a 0700
+ * directory as a 0600 file. Creation is atomic: the header is written into a private temporary
+ * file which is then hard-linked into place, so no process ever maps a half-initialised file,
+ * and a creator killed midway leaves only a temp file that the next `prepareRoot` removes.
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { type CommyError, InvalidArgument } from "../CommyError.js"
+import type { NativeAddon } from "../native/NativeAddon.js"
+import { fromNativeError } from "../native/NativeError.js"
+import { type CreateOptions, initHeader, planFile } from "./Directory.js"
+import { type FileAccessorService, makeBuffer, makeLocal } from "./FileAccessor.js"
+import { processAlive } from "./Slots.js"
+import { VirtualFile } from "./VirtualFile.js"
+
+/** Default root: `$XDG_CACHE_HOME/commy` or `~/.cache/commy`, overridable with `COMMY_HOME`. */
+export const defaultRoot = (): string =>
+  process.env["COMMY_HOME"] ??
+    path.join(process.env["XDG_CACHE_HOME"] ?? path.join(os.homedir(), ".cache"), "commy")
+
+const ID = /^[0-9a-f]{32}$/
+
+export const newServiceId = (): string => crypto.randomBytes(16).toString("hex")
+
+export const checkServiceId = (id: string): InvalidArgument | undefined =>
+  ID.test(id) ? undefined : new InvalidArgument({ message: `a service id is 32 lowercase hex characters, got ${JSON.stringify(id)}` })
+
+export const servicePath = (root: string, id: string): string => path.join(root, `service_${id}.mem`)
+
+const fsTry = <A>(context: string, f: () => A): Effect.Effect<A, CommyError> =>
+  Effect.try({ try: f, catch: (cause) => fromNativeError(cause, context) })
+
+/**
+ * Creates the root (0700) if needed, tightens its mode if we own it, and removes temp files left
+ * by creators that died.
+ */
+export const prepareRoot = (root: string): Effect.Effect<void, CommyError> =>
+  fsTry(`prepareRoot(${root})`, () => {
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 })
+    const stat = fs.statSync(root)
+    if (stat.uid === process.getuid?.() && (stat.mode & 0o077) !== 0) fs.chmodSync(root, 0o700)
+    for (const name of fs.readdirSync(root)) {
+      const match = /^\.tmp-(\d+)-[0-9a-f]+\.mem$/.exec(name)
+      if (match && !processAlive(Number(match[1]))) fs.rmSync(path.join(root, name), { force: true })
+    }
+  })
+
+/**
+ * Creates a new service file. Returns its id. Fails with FileError (EEXIST) if `id` is taken.
+ */
+export const createServiceFile = (
+  root: string,
+  options: CreateOptions & { readonly id?: string } = {}
+): Effect.Effect<string, CommyError> =>
+  Effect.gen(function*() {
+    const id = options.id ?? newServiceId()
+    const badId = checkServiceId(id)
+    if (badId) return yield* badId
+    const plan = planFile(options)
+    if (!("capacity" in plan)) return yield* plan
+    yield* prepareRoot(root)
+    const temp = path.join(root, `.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}.mem`)
+    yield* fsTry(`createServiceFile(${id})`, () => {
+      const fd = fs.openSync(temp, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o600)
+      try {
+        const header = new ArrayBuffer(8192)
+        initHeader(new DataView(header), plan.capacity, plan.dirCapacity)
+        fs.writeSync(fd, new Uint8Array(header), 0, header.byteLength, 0)
+        // Sparse: the reserved capacity costs no disk until variables are written.
+        fs.ftruncateSync(fd, plan.capacity)
+        fs.fsyncSync(fd)
+      } finally {
+        fs.closeSync(fd)
+      }
+      try {
+        fs.linkSync(temp, servicePath(root, id))
+      } finally {
+        fs.rmSync(temp, { force: true })
+      }
+    })
+    return id
+  })
+
+/** Maps a service file and opens its variables. Closed with the scope. */
+export const openServiceFile = (
+  root: string,
+  id: string,
+  options: { readonly writable?: boolean } = {}
+): Effect.Effect<VirtualFile, CommyError, NativeAddon | Scope.Scope> =>
+  Effect.gen(function*() {
+    const badId = checkServiceId(id)
+    if (badId) return yield* badId
+    const file = servicePath(root, id)
+    const accessor: FileAccessorService = yield* makeLocal(file, options)
+    return yield* VirtualFile.open(accessor, file)
+  })
+
+/** Removes a service file. Processes that still map it keep their (now unlinked) bytes. */
+export const removeServiceFile = (root: string, id: string): Effect.Effect<void, CommyError> =>
+  Effect.gen(function*() {
+    const badId = checkServiceId(id)
+    if (badId) return yield* badId
+    yield* fsTry(`removeServiceFile(${id})`, () => fs.rmSync(servicePath(root, id)))
+  })
+
+/** A service file in process memory, with the same format (tests, remote mirrors). */
+export const bufferServiceFile = (options: CreateOptions = {}): Effect.Effect<VirtualFile, CommyError> =>
+  Effect.gen(function*() {
+    const plan = planFile({ capacity: 1024 * 1024, maxVariables: 256, ...options })
+    if (!("capacity" in plan)) return yield* plan
+    const accessor = makeBuffer({ size: plan.capacity })
+    initHeader(new DataView(accessor.buffer), plan.capacity, plan.dirCapacity)
+    return yield* VirtualFile.open(accessor)
+  })

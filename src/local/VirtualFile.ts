@@ -1,0 +1,375 @@
+/**
+ * VirtualFile: the named variables of one service, over a FileAccessor's bytes (the seed's
+ * VirtualVariableFile).
+ *
+ * Names resolve through the directory inside the file, so every process sees one layout.
+ * Typed handles (`Variable`) resolve their slot once; their `unsafeGet`/`unsafeSet` are the hot
+ * path: a seqlocked read or a CAS-guarded double-buffered write, with no N-API call, no syscall
+ * unless a watcher sleeps, and no allocation for number and boolean types.
+ */
+import * as Effect from "effect/Effect"
+import {
+  type CommyError,
+  CorruptFile,
+  InvalidArgument,
+  LockTimeout,
+  PermissionDenied,
+  TypeMismatch,
+  UnsupportedVersion,
+  ValueTooLarge,
+  VariableNotFound,
+  VersionConflict
+} from "../CommyError.js"
+import {
+  allocate,
+  checkName,
+  compatible,
+  type Entry,
+  type Header,
+  markRemoved,
+  readEntries,
+  readHeader
+} from "./Directory.js"
+import type { FileAccessorService } from "./FileAccessor.js"
+import { H_CHANGE_GEN, H_LAYOUT_GEN, MAX_BATCH } from "./layout.js"
+import { type BatchItem, SlotMemory, type SlotRef, slotRef, type Versioned } from "./Slots.js"
+import * as VarType from "./VarType.js"
+
+export interface VariableInfo {
+  readonly name: string
+  readonly typeId: number
+  readonly capacity: number
+  readonly persistent: boolean
+  readonly version: number
+}
+
+export interface DefineOptions {
+  /** Kept across server restarts (the server keeps persistent services' files). */
+  readonly persistent?: boolean
+}
+
+/** A typed handle on one variable. */
+export interface Variable<A> {
+  readonly name: string
+  readonly type: VarType.VarType<A>
+  /** The committed value. Synchronous; never torn. */
+  unsafeGet(): A
+  /** Writes and returns the new version. Throws a CommyError (bad value, lock timeout, read-only). */
+  unsafeSet(value: A): number
+  readonly get: Effect.Effect<A>
+  readonly getVersioned: Effect.Effect<Versioned<A>>
+  readonly version: Effect.Effect<number>
+  readonly set: (value: A) => Effect.Effect<number, WriteError>
+  /** Writes only if the variable's version is still `expected`; else fails with VersionConflict. */
+  readonly compareAndSet: (expected: number, value: A) => Effect.Effect<number, WriteError | VersionConflict>
+}
+
+export type WriteError = TypeMismatch | ValueTooLarge | LockTimeout | PermissionDenied
+
+/** One write of a batch: a handle and its new value. */
+export interface BatchWrite<A = any> {
+  readonly variable: Variable<A>
+  readonly value: A
+}
+
+/** The raw value bytes of any variable (for name-based reads/writes and change events). */
+const rawType = (entry: Entry): VarType.VarType<Uint8Array> => {
+  const bytes = VarType.bytes(entry.capacity)
+  return VarType.fixedWidth(entry.typeId) === undefined
+    ? bytes
+    : { ...bytes, fixed: true, check: (v: unknown) => bytes.check(v) ?? ((v as Uint8Array).length === entry.capacity ? undefined : `needs exactly ${entry.capacity} bytes`) }
+}
+
+/** Effect.suspend whose branches may fail with different CommyError members. */
+const lazy = <A, E = CommyError>(f: () => Effect.Effect<A, NoInfer<E>>): Effect.Effect<A, E> => Effect.suspend(f)
+
+const valueError = (name: string, type: VarType.VarType<any>, problem: string): TypeMismatch | ValueTooLarge =>
+  problem.includes("exceed")
+    ? new ValueTooLarge({ message: `${name}: ${problem}`, capacity: type.capacity })
+    : new TypeMismatch({ message: `${name}: ${problem}` })
+
+export class VirtualFile {
+  private entries: Map<string, Entry> = new Map()
+  private layoutGeneration = -1
+  private header!: Header
+
+  private constructor(
+    readonly accessor: FileAccessorService,
+    readonly memory: SlotMemory,
+    readonly path: string | undefined
+  ) {}
+
+  /** Opens the bytes of an initialised service file, validating header and directory. */
+  static open(
+    accessor: FileAccessorService,
+    path?: string
+  ): Effect.Effect<VirtualFile, CorruptFile | UnsupportedVersion> {
+    return lazy<VirtualFile, CorruptFile | UnsupportedVersion>(() => {
+      const memory = new SlotMemory(accessor.buffer, () => accessor.wake(H_CHANGE_GEN), accessor.writable)
+      const file = new VirtualFile(accessor, memory, path)
+      const failed = file.refresh()
+      return failed === undefined ? Effect.succeed(file) : Effect.fail(failed)
+    })
+  }
+
+  /** Re-reads the directory if another process changed the layout. */
+  refresh(): CorruptFile | UnsupportedVersion | undefined {
+    const generation = Atomics.load(this.memory.words, H_LAYOUT_GEN >>> 2)
+    if (generation === this.layoutGeneration) return undefined
+    const header = readHeader(this.memory.view, this.path)
+    if (!("capacity" in header)) return header
+    const entries = readEntries(this.memory.view, header, this.path)
+    if (entries instanceof CorruptFile) return entries
+    this.header = header
+    this.entries = entries
+    this.layoutGeneration = header.layoutGeneration
+    return undefined
+  }
+
+  /** Header fields as of the last refresh (data region bounds for the watcher). */
+  get layout(): { readonly header: Header; readonly entries: ReadonlyMap<string, Entry> } {
+    return { header: this.header, entries: this.entries }
+  }
+
+  /** The change generation: bumped after every committed write. */
+  changeGeneration(): number {
+    return Atomics.load(this.memory.words, H_CHANGE_GEN >>> 2)
+  }
+
+  /** Defines a variable, or opens it if it exists with the same type and capacity. */
+  define<A>(
+    name: string,
+    type: VarType.VarType<A>,
+    options: DefineOptions = {}
+  ): Effect.Effect<Variable<A>, CommyError> {
+    return lazy(() => {
+      const bad = checkName(name) ?? this.refresh()
+      if (bad) return Effect.fail(bad)
+      const existing = this.entries.get(name)
+      if (existing) return this.handleFor(existing, type)
+      if (!this.accessor.writable) {
+        return Effect.fail(new PermissionDenied({ message: `cannot define ${name}: the file is open read-only` }))
+      }
+      return this.accessor.withLock(lazy(() => this.defineLocked(name, type, options)))
+    })
+  }
+
+  private defineLocked<A>(
+    name: string,
+    type: VarType.VarType<A>,
+    options: DefineOptions
+  ): Effect.Effect<Variable<A>, CommyError> {
+    // Under the file lock: another process may have defined it since our last look.
+    const stale = this.refresh()
+    if (stale) return Effect.fail(stale)
+    const existing = this.entries.get(name)
+    if (existing) return this.handleFor(existing, type)
+    const { view } = this.memory
+    const entry = allocate(
+      view,
+      this.header,
+      name,
+      type.id,
+      type.capacity,
+      options.persistent ?? false,
+      (slot, size) => new Uint8Array(view.buffer, slot, size).fill(0)
+    )
+    if (!("slot" in entry)) return Effect.fail(entry)
+    Atomics.add(this.memory.words, H_LAYOUT_GEN >>> 2, 1)
+    this.memory.changed()
+    const failed = this.refresh()
+    return failed ? Effect.fail(failed) : this.handleFor(entry, type)
+  }
+
+  /** Opens an existing variable with its type. */
+  variable<A>(name: string, type: VarType.VarType<A>): Effect.Effect<Variable<A>, CommyError> {
+    return lazy(() => {
+      const entry = this.lookup(name)
+      return "slot" in entry ? this.handleFor(entry, type) : Effect.fail(entry)
+    })
+  }
+
+  /** Removes a variable. Its slot is retired, never reused. */
+  remove(name: string): Effect.Effect<void, CommyError> {
+    return lazy(() => {
+      const found = this.lookup(name)
+      if (!("slot" in found)) return Effect.fail(found)
+      if (!this.accessor.writable) return Effect.fail(new PermissionDenied({ message: "the file is open read-only" }))
+      return this.accessor.withLock(lazy(() => {
+        const stale = this.refresh()
+        if (stale) return Effect.fail(stale)
+        const entry = this.entries.get(name)
+        if (!entry) return Effect.fail(this.notFound(name))
+        markRemoved(this.memory.view, entry)
+        Atomics.add(this.memory.words, H_LAYOUT_GEN >>> 2, 1)
+        this.memory.changed()
+        const failed = this.refresh()
+        return failed ? Effect.fail(failed) : Effect.void
+      }))
+    })
+  }
+
+  /** Every live variable with its current version. */
+  get list(): Effect.Effect<ReadonlyArray<VariableInfo>, CorruptFile | UnsupportedVersion> {
+    return lazy<ReadonlyArray<VariableInfo>, CorruptFile | UnsupportedVersion>(() => {
+      const stale = this.refresh()
+      if (stale) return Effect.fail(stale)
+      return Effect.succeed(
+        [...this.entries.values()].map((e) => ({
+          name: e.name,
+          typeId: e.typeId,
+          capacity: e.capacity,
+          persistent: e.persistent,
+          version: this.memory.version(slotRef(e.slot, e.capacity))
+        }))
+      )
+    })
+  }
+
+  /** The value bytes and version of a variable, by name. */
+  read(name: string): Effect.Effect<Versioned<Uint8Array>, CommyError> {
+    return lazy(() => {
+      const entry = this.lookup(name)
+      if (!("slot" in entry)) return Effect.fail(entry)
+      return Effect.succeed(this.memory.readVersioned(slotRef(entry.slot, entry.capacity), rawType(entry)))
+    })
+  }
+
+  /** Writes value bytes by name (fixed-width types need exactly their width). Returns the version. */
+  write(name: string, value: Uint8Array): Effect.Effect<number, CommyError> {
+    return Effect.flatMap(this.rawHandle(name), (handle) => handle.set(value))
+  }
+
+  /** Compare-and-set by name. */
+  compareAndSet(name: string, expected: number, value: Uint8Array): Effect.Effect<number, CommyError> {
+    return Effect.flatMap(this.rawHandle(name), (handle) => handle.compareAndSet(expected, value))
+  }
+
+  /** Writes several variables atomically: snapshot readers see all of them or none. */
+  writeBatch(writes: ReadonlyArray<BatchWrite>): Effect.Effect<ReadonlyArray<number>, CommyError> {
+    return lazy(() => {
+      if (writes.length === 0) return Effect.succeed([])
+      if (writes.length > MAX_BATCH) {
+        return Effect.fail(new InvalidArgument({ message: `a batch holds at most ${MAX_BATCH} writes` }))
+      }
+      if (!this.memory.writable) return Effect.fail(new PermissionDenied({ message: "the file is open read-only" }))
+      const items: Array<BatchItem> = []
+      const seen = new Set<number>()
+      for (const { value, variable } of writes) {
+        const handle = this.handles.get(variable)
+        if (handle === undefined) {
+          return Effect.fail(new InvalidArgument({ message: `${variable.name} is not a handle of this file` }))
+        }
+        if (seen.has(handle.ref.slot)) {
+          return Effect.fail(new InvalidArgument({ message: `${variable.name} appears twice in one batch` }))
+        }
+        seen.add(handle.ref.slot)
+        const problem = variable.type.check(value)
+        if (problem !== undefined) return Effect.fail(valueError(variable.name, variable.type, problem))
+        items.push({ ref: handle.ref, type: variable.type, value })
+      }
+      const versions = this.memory.writeBatch(items)
+      return versions instanceof LockTimeout ? Effect.fail(versions) : Effect.succeed(versions)
+    })
+  }
+
+  /**
+   * Values and versions of several variables (default: all), consistent with batches: a batch
+   * is seen whole or not at all.
+   */
+  snapshot(names?: ReadonlyArray<string>): Effect.Effect<ReadonlyMap<string, Versioned<Uint8Array>>, CommyError> {
+    return lazy(() => {
+      const stale = this.refresh()
+      if (stale) return Effect.fail(stale)
+      const entries: Array<Entry> = []
+      for (const name of names ?? [...this.entries.keys()]) {
+        const entry = this.entries.get(name)
+        if (!entry) return Effect.fail(this.notFound(name))
+        entries.push(entry)
+      }
+      const result = this.memory.consistent(() => {
+        const values = new Map<string, Versioned<Uint8Array>>()
+        for (const e of entries) values.set(e.name, this.memory.readVersioned(slotRef(e.slot, e.capacity), rawType(e)))
+        return values
+      })
+      return result instanceof LockTimeout ? Effect.fail(result) : Effect.succeed(result)
+    })
+  }
+
+  // ---------- handles ----------
+
+  private readonly handles = new WeakMap<Variable<any>, { readonly ref: SlotRef }>()
+
+  private lookup(name: string): Entry | VariableNotFound | CorruptFile | UnsupportedVersion {
+    const stale = this.refresh()
+    if (stale) return stale
+    return this.entries.get(name) ?? this.notFound(name)
+  }
+
+  private notFound(name: string) {
+    return new VariableNotFound({ message: `no variable named ${JSON.stringify(name)}`, name })
+  }
+
+  private rawHandle(name: string): Effect.Effect<Variable<Uint8Array>, CommyError> {
+    return lazy(() => {
+      const entry = this.lookup(name)
+      return "slot" in entry ? Effect.succeed(this.makeHandle(entry, rawType(entry))) : Effect.fail(entry)
+    })
+  }
+
+  private handleFor<A>(entry: Entry, type: VarType.VarType<A>): Effect.Effect<Variable<A>, TypeMismatch> {
+    const mismatch = compatible(entry, type.id, type.capacity)
+    return mismatch ? Effect.fail(mismatch) : Effect.succeed(this.makeHandle(entry, type))
+  }
+
+  private makeHandle<A>(entry: Entry, type: VarType.VarType<A>): Variable<A> {
+    const memory = this.memory
+    const ref = slotRef(entry.slot, entry.capacity)
+    const name = entry.name
+    const writeChecked = (value: A): number | WriteError => {
+      if (!memory.writable) return new PermissionDenied({ message: `cannot write ${name}: the file is open read-only` })
+      const problem = type.check(value)
+      if (problem !== undefined) return valueError(name, type, problem)
+      return memory.write(ref, type, value)
+    }
+    const handle: Variable<A> = {
+      name,
+      type,
+      unsafeGet: () => memory.read(ref, type),
+      unsafeSet: (value) => {
+        const result = writeChecked(value)
+        // The one deliberate throw: the synchronous fast path has no error channel.
+        if (typeof result !== "number") throw result
+        return result
+      },
+      get: Effect.sync(() => memory.read(ref, type)),
+      getVersioned: Effect.sync(() => memory.readVersioned(ref, type)),
+      version: Effect.sync(() => memory.version(ref)),
+      set: (value) =>
+        lazy<number, WriteError>(() => {
+          const result = writeChecked(value)
+          return typeof result === "number" ? Effect.succeed(result) : Effect.fail(result)
+        }),
+      compareAndSet: (expected, value) =>
+        lazy<number, WriteError | VersionConflict>(() => {
+          if (!memory.writable) return Effect.fail(new PermissionDenied({ message: `cannot write ${name}: read-only` }))
+          const problem = type.check(value)
+          if (problem !== undefined) return Effect.fail(valueError(name, type, problem))
+          const result = memory.compareAndSet(ref, type, expected, value)
+          if (result instanceof LockTimeout) return Effect.fail(result)
+          return result.ok
+            ? Effect.succeed(result.version)
+            : Effect.fail(
+              new VersionConflict({
+                message: `${name} is at version ${result.version}, not ${expected}`,
+                name,
+                expected,
+                current: result.version
+              })
+            )
+        })
+    }
+    this.handles.set(handle, { ref })
+    return handle
+  }
+}

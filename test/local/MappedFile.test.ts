@@ -1,0 +1,125 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as path from "node:path"
+import { mapFile } from "../../src/local/MappedFile.js"
+import { NativeAddon } from "../../src/native/NativeAddon.js"
+import { runChild } from "../support/child.js"
+import { tempDir, zeroFile } from "../support/tempDir.js"
+
+const run = <A, E>(effect: Effect.Effect<A, E, NativeAddon | import("effect/Scope").Scope>) =>
+  effect.pipe(Effect.scoped, Effect.provide(NativeAddon.layer))
+
+describe("MappedFile across real processes", () => {
+  it.live("a store through one process's mapping is read through another's", () =>
+    run(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = zeroFile(dir, "shared.mem", 4096)
+      const mapped = yield* mapFile(file)
+      const view = new DataView(mapped.buffer)
+
+      // child stores, we read through the mapping we already had (no re-read of the file)
+      const stored = yield* Effect.promise(() => runChild("mapChild.ts", ["store", file, "128", "3735928559"]))
+      expect(stored.stderr).toBe("")
+      expect(view.getUint32(128, true)).toBe(3735928559)
+
+      // we store, the child reads
+      view.setUint32(256, 123456789, true)
+      const loaded = yield* Effect.promise(() => runChild("mapChild.ts", ["load", file, "256"]))
+      expect(loaded.stdout.trim()).toBe("123456789")
+    })))
+
+  it.live("a futex wait in this process is woken by a wake from another process", () =>
+    run(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = zeroFile(dir, "futex.mem", 4096)
+      const mapped = yield* mapFile(file)
+      const waiting = yield* Effect.fork(mapped.wait(64, 0, "20 seconds"))
+      // The word stays 0: only a real cross-process FUTEX_WAKE can end this wait before its timeout.
+      const child = yield* Effect.promise(() => runChild("mapChild.ts", ["wake", file, "64"]))
+      expect(child.stderr).toBe("")
+      expect(Number(child.stdout.trim())).toBeGreaterThanOrEqual(1)
+      expect(yield* Fiber.join(waiting)).toBe("woken")
+    })))
+
+  it.live("a wait times out when nobody wakes it, and reports a mismatch at once", () =>
+    run(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const mapped = yield* mapFile(zeroFile(dir, "timeout.mem", 4096))
+      expect(yield* mapped.wait(0, 0, "100 millis")).toBe("timeout")
+      expect(yield* mapped.wait(0, 7, "10 seconds")).toBe("mismatch")
+    })))
+
+  it.live("interrupting a wait cancels the native wait", () =>
+    run(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const mapped = yield* mapFile(zeroFile(dir, "cancel.mem", 4096))
+      const result = yield* Effect.timeout(mapped.wait(0, 0), "50 millis").pipe(Effect.either)
+      expect(Either.isLeft(result)).toBe(true)
+      // the waiter is reusable afterwards
+      expect(yield* mapped.wait(0, 0, "20 millis")).toBe("timeout")
+    })))
+
+  it.live("flock is exclusive between open file descriptions and released on close", () =>
+    run(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = zeroFile(dir, "lock.mem", 4096)
+      const a = yield* mapFile(file)
+      expect(yield* a.tryLock(true)).toBe(true)
+      const other = yield* Effect.scoped(Effect.gen(function*() {
+        const b = yield* mapFile(file)
+        return yield* b.tryLock(true)
+      }))
+      expect(other).toBe(false)
+      yield* a.unlock
+      const after = yield* Effect.scoped(Effect.gen(function*() {
+        const b = yield* mapFile(file)
+        return yield* b.lock(true, "1 second")
+      }))
+      expect(after).toBe(true)
+    })))
+})
+
+describe("MappedFile bad input", () => {
+  it.live("typed errors for missing files, short files and out-of-range offsets", () =>
+    run(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const missing = yield* Effect.either(mapFile(path.join(dir, "nope.mem")))
+      expect(Either.isLeft(missing) && missing.left.code).toBe("FILE_ERROR")
+      expect(Either.isLeft(missing) && missing.left._tag === "FileError" && missing.left.errno).toBe("ENOENT")
+
+      const file = zeroFile(dir, "short.mem", 100)
+      const short = yield* Effect.either(mapFile(file, { length: 4096 }))
+      expect(Either.isLeft(short) && short.left.code).toBe("FILE_TOO_SHORT")
+
+      for (const length of [-1, 0.5, Number.NaN, 2 ** 60]) {
+        const bad = yield* Effect.either(mapFile(file, { length }))
+        expect(Either.isLeft(bad) && bad.left.code).toMatch(/INVALID_ARGUMENT|FILE_TOO_SHORT/)
+      }
+
+      const mapped = yield* mapFile(file)
+      for (const offset of [-4, 1, 2.5, 100, 4096, Number.POSITIVE_INFINITY]) {
+        const wake = yield* Effect.either(mapped.wake(offset))
+        expect(Either.isLeft(wake) && wake.left.code).toMatch(/INVALID_ARGUMENT|INVALID_OFFSET/)
+        const wait = yield* Effect.either(mapped.wait(offset, 0, "1 millis"))
+        expect(Either.isLeft(wait) && wait.left.code).toMatch(/INVALID_ARGUMENT|INVALID_OFFSET/)
+      }
+    })))
+
+  it.live("closing detaches the buffer: old views read as empty, calls fail with MAPPING_CLOSED", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = zeroFile(dir, "closed.mem", 4096)
+      const { mapped, view } = yield* Effect.scoped(
+        Effect.map(mapFile(file), (mapped) => ({ mapped, view: new Uint8Array(mapped.buffer) }))
+      ).pipe(Effect.provide(NativeAddon.layer))
+      expect(view.length).toBe(0)
+      expect(view[0]).toBeUndefined()
+      expect(mapped.buffer.byteLength).toBe(0)
+      const closed = yield* Effect.either(mapped.wake(0))
+      expect(Either.isLeft(closed) && closed.left.code).toBe("MAPPING_CLOSED")
+      const sized = yield* Effect.either(mapped.fileSize)
+      expect(Either.isLeft(sized) && sized.left.code).toBe("MAPPING_CLOSED")
+    }).pipe(Effect.scoped))
+})
