@@ -54,13 +54,20 @@ export const processAlive = (pid: number): boolean => {
 
 /** One variable's placement, resolved from the directory. */
 export interface SlotRef {
+  /** Directory entry index. */
+  readonly index: number
   readonly slot: number
   readonly capacity: number
   /** Bytes of one copy. */
   readonly copy: number
 }
 
-export const slotRef = (slot: number, capacity: number): SlotRef => ({ slot, capacity, copy: copySize(capacity) })
+export const slotRef = (entry: { readonly index: number; readonly slot: number; readonly capacity: number }): SlotRef => ({
+  index: entry.index,
+  slot: entry.slot,
+  capacity: entry.capacity,
+  copy: copySize(entry.capacity)
+})
 
 /** Versioned value as read from a slot. */
 export interface Versioned<A> {
@@ -76,6 +83,11 @@ export class SlotMemory {
   readonly view: DataView
   readonly words: Int32Array
   readonly pid: number
+  /**
+   * The last version this process wrote, per directory entry: lets a watcher leave out this
+   * process's own writes. A typed array store, so the write path stays allocation-free.
+   */
+  ownVersions: Float64Array = new Float64Array(0)
 
   constructor(
     buffer: ArrayBuffer,
@@ -185,6 +197,7 @@ export class SlotMemory {
     const version = this.fill(ref, type, value)
     this.publish(ref)
     this.releaseSlot(ref)
+    this.ownVersions[ref.index] = version
     this.changed()
     return version
   }
@@ -206,6 +219,7 @@ export class SlotMemory {
     const version = this.fill(ref, type, value)
     this.publish(ref)
     this.releaseSlot(ref)
+    this.ownVersions[ref.index] = version
     this.changed()
     return { ok: true, version }
   }
@@ -249,6 +263,7 @@ export class SlotMemory {
     Atomics.store(words, H_JOURNAL_COUNT >>> 2, 0)
     for (const ref of locked) this.releaseSlot(ref)
     this.releaseBatch()
+    items.forEach((item, i) => (this.ownVersions[item.ref.index] = versions[i]!))
     this.changed()
     return versions
   }

@@ -220,3 +220,18 @@ export const knownTypeIds: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 8
 /** Fixed byte width of a type id, or undefined for variable-length types. */
 export const fixedWidth = (id: number): number | undefined =>
   ({ 1: 1, 2: 2, 3: 4, 4: 8, 5: 1, 6: 2, 7: 4, 8: 8, 9: 4, 10: 8, 11: 1 } as Record<number, number>)[id]
+
+/**
+ * The value bytes of any variable, whatever its type: what name-based reads, writes and change
+ * events carry. Fixed-width types take exactly their width.
+ */
+export const raw = (typeId: number, capacity: number): VarType<Uint8Array> => {
+  const any = bytes(capacity)
+  const width = fixedWidth(typeId)
+  if (width === undefined) return any
+  return {
+    ...any,
+    fixed: true,
+    check: (value) => any.check(value) ?? ((value as Uint8Array).length === width ? undefined : `needs exactly ${width} bytes`)
+  }
+}

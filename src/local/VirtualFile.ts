@@ -72,13 +72,7 @@ export interface BatchWrite<A = any> {
   readonly value: A
 }
 
-/** The raw value bytes of any variable (for name-based reads/writes and change events). */
-const rawType = (entry: Entry): VarType.VarType<Uint8Array> => {
-  const bytes = VarType.bytes(entry.capacity)
-  return VarType.fixedWidth(entry.typeId) === undefined
-    ? bytes
-    : { ...bytes, fixed: true, check: (v: unknown) => bytes.check(v) ?? ((v as Uint8Array).length === entry.capacity ? undefined : `needs exactly ${entry.capacity} bytes`) }
-}
+const rawType = (entry: Entry): VarType.VarType<Uint8Array> => VarType.raw(entry.typeId, entry.capacity)
 
 /** Effect.suspend whose branches may fail with different CommyError members. */
 const lazy = <A, E = CommyError>(f: () => Effect.Effect<A, NoInfer<E>>): Effect.Effect<A, E> => Effect.suspend(f)
@@ -122,6 +116,7 @@ export class VirtualFile {
     if (entries instanceof CorruptFile) return entries
     this.header = header
     this.entries = entries
+    if (this.memory.ownVersions.length !== header.dirCapacity) this.memory.ownVersions = new Float64Array(header.dirCapacity)
     this.layoutGeneration = header.layoutGeneration
     return undefined
   }
@@ -220,7 +215,7 @@ export class VirtualFile {
           typeId: e.typeId,
           capacity: e.capacity,
           persistent: e.persistent,
-          version: this.memory.version(slotRef(e.slot, e.capacity))
+          version: this.memory.version(slotRef(e))
         }))
       )
     })
@@ -231,7 +226,7 @@ export class VirtualFile {
     return lazy(() => {
       const entry = this.lookup(name)
       if (!("slot" in entry)) return Effect.fail(entry)
-      return Effect.succeed(this.memory.readVersioned(slotRef(entry.slot, entry.capacity), rawType(entry)))
+      return Effect.succeed(this.memory.readVersioned(slotRef(entry), rawType(entry)))
     })
   }
 
@@ -289,7 +284,7 @@ export class VirtualFile {
       }
       const result = this.memory.consistent(() => {
         const values = new Map<string, Versioned<Uint8Array>>()
-        for (const e of entries) values.set(e.name, this.memory.readVersioned(slotRef(e.slot, e.capacity), rawType(e)))
+        for (const e of entries) values.set(e.name, this.memory.readVersioned(slotRef(e), rawType(e)))
         return values
       })
       return result instanceof LockTimeout ? Effect.fail(result) : Effect.succeed(result)
@@ -324,7 +319,7 @@ export class VirtualFile {
 
   private makeHandle<A>(entry: Entry, type: VarType.VarType<A>): Variable<A> {
     const memory = this.memory
-    const ref = slotRef(entry.slot, entry.capacity)
+    const ref = slotRef(entry)
     const name = entry.name
     const writeChecked = (value: A): number | WriteError => {
       if (!memory.writable) return new PermissionDenied({ message: `cannot write ${name}: the file is open read-only` })
