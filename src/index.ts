@@ -3,6 +3,39 @@
  * machines, and learn which variables changed.
  */
 export * from "./CommyError.js"
-export type { KernelName, WaitResult } from "./native/Binding.js"
-export { NativeAddon } from "./native/NativeAddon.js"
+
+// client
+export { Client, type ClientService, type LocalOptions, makeLocal, type OpenOptions } from "./client/Client.js"
+
+// local files
+export { type CreateOptions, type Entry, type Header } from "./local/Directory.js"
+export { BufferFileAccessor, FileAccessor, type FileAccessorService, LocalFileAccessor, makeBuffer } from "./local/FileAccessor.js"
+export { type MapOptions, type MappedFile, mapFile } from "./local/MappedFile.js"
+export { type ServiceDirectoryEvent, watchServiceDirectory } from "./local/ServiceDirectory.js"
+export {
+  bufferServiceFile,
+  createServiceFile,
+  defaultRoot,
+  newServiceId,
+  openServiceFile,
+  prepareRoot,
+  removeServiceFile,
+  servicePath
+} from "./local/ServiceFiles.js"
+export type { Versioned } from "./local/Slots.js"
+export * as Var from "./local/VarType.js"
+export type { TypeOf, VarType } from "./local/VarType.js"
+export {
+  type BatchWrite,
+  type DefineOptions,
+  type Variable,
+  type VariableInfo,
+  VirtualFile,
+  type WriteError
+} from "./local/VirtualFile.js"
+export { type FileChangeEvent, type VariableChange, watch, type WatchOptions } from "./local/Watcher.js"
+
+// SIMD diff and the native addon
 export { availableKernels, type ChangedRanges, type DiffError, SimdDiff, type SimdDiffService, toPairs } from "./diff/SimdDiff.js"
+export type { KernelName, WaitResult } from "./native/Binding.js"
+export { loadNative, NativeAddon } from "./native/NativeAddon.js"
