@@ -90,7 +90,9 @@ export interface NativeBinding {
   diff(current: Uint8Array, shadow: Uint8Array, kernel?: KernelName): Float64Array
   /**
    * Opens `path` (O_RDWR or O_RDONLY, O_CLOEXEC; never creates) and maps its first `length`
-   * bytes MAP_SHARED with PROT_READ|PROT_WRITE or PROT_READ.
+   * bytes. Writable: MAP_SHARED. Read-only: MAP_PRIVATE with PROT_WRITE, so a stray store only
+   * dirties a private copy of that page (never the file) instead of crashing the process; its
+   * futexes are process-local.
    */
   map(path: string, writable: boolean, length: number): NativeMapping
   /** Does nothing: the cost of one N-API call, a benchmark baseline. */

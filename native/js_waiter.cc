@@ -1,0 +1,234 @@
+#include "js_waiter.h"
+
+#include <cerrno>
+#include <string>
+
+#include "addon.h"
+#include "args.h"
+#include "errors.h"
+
+namespace commy {
+
+Napi::Function Waiter::Define(Napi::Env env) {
+  return DefineClass(env, "CommyWaiter",
+                     {
+                         InstanceMethod<&Waiter::Wait>("wait"),
+                         InstanceMethod<&Waiter::Cancel>("cancel"),
+                         InstanceMethod<&Waiter::Close>("close"),
+                     });
+}
+
+Waiter::Waiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Waiter>(info) {
+  napi_env env = info.Env();
+  Commy* addon = Commy::From(env);
+  if (addon == nullptr || info.Length() != 1 || !info[0].IsExternal() ||
+      info[0].As<Napi::External<char>>().Data() != &kConstructToken ||
+      !addon->pending_waiter_mapping) {
+    closed_ = true;
+    ThrowCoded(env, code::kInvalidArgument,
+               "CommyWaiter cannot be constructed directly; use mapping.waiter()");
+    return;
+  }
+  mapping_ = std::move(addon->pending_waiter_mapping);
+  addon->pending_waiter_mapping.reset();
+
+  bridge_ = new Bridge();
+  bridge_->owner = this;
+  napi_value name;
+  napi_status s = napi_create_string_utf8(env, "commy:waiter", NAPI_AUTO_LENGTH, &name);
+  if (s == napi_ok) {
+    s = napi_create_threadsafe_function(env, nullptr, nullptr, name, /*max_queue_size=*/0,
+                                        /*initial_thread_count=*/1, bridge_, FinalizeTsfn,
+                                        bridge_, CallJs, &tsfn_);
+  }
+  if (s != napi_ok) {
+    delete bridge_;
+    bridge_ = nullptr;
+    tsfn_ = nullptr;
+    closed_ = true;
+    mapping_.reset();
+    ThrowCoded(env, code::kInvalidArgument, "could not create a thread-safe function");
+    return;
+  }
+  // Idle waiters must not keep the event loop (process / worker) alive.
+  napi_unref_threadsafe_function(env, tsfn_);
+
+  core_.reset(new WaitCore(mapping_, &Waiter::Completion, tsfn_));
+  const int err = core_->Start();
+  if (err != 0) {
+    core_.reset();
+    Shutdown();
+    ThrowErrno(env, err, "pthread_create");
+    return;
+  }
+  addon_ = addon;
+  addon_->waiters.insert(this);
+}
+
+Waiter::~Waiter() {
+  // GC (only possible while idle: an in-flight wait holds a strong reference) or env
+  // teardown. No JS may run here.
+  deferred_ = nullptr;  // at teardown a pending promise is simply abandoned
+  Shutdown();
+}
+
+// Runs on the waiter thread: hand the result to the JS thread. The TSFN outlives the
+// thread: it is released only after the thread is joined (Shutdown, FinalizeTsfn).
+void Waiter::Completion(void* ctx, uint64_t generation, WaitResult result) {
+  auto tsfn = static_cast<napi_threadsafe_function>(ctx);
+  const uintptr_t packed = (static_cast<uintptr_t>(generation) << 2) |
+                           static_cast<uintptr_t>(result);
+  // Non-blocking with an unbounded queue: never waits for the JS thread. Fails only
+  // while the environment is shutting down, when nobody is listening anyway.
+  napi_call_threadsafe_function(tsfn, reinterpret_cast<void*>(packed), napi_tsfn_nonblocking);
+}
+
+void Waiter::CallJs(napi_env env, napi_value /*js_cb*/, void* context, void* data) {
+  if (env == nullptr) return;  // teardown: data is a packed integer, nothing to free
+  Bridge* bridge = static_cast<Bridge*>(context);
+  Waiter* self = bridge->owner;
+  if (self == nullptr) return;
+  const uintptr_t packed = reinterpret_cast<uintptr_t>(data);
+  const uint64_t generation = static_cast<uint64_t>(packed >> 2);
+  const WaitResult result = static_cast<WaitResult>(packed & 3);
+  // Results of waits that were cancelled (and already settled) are dropped here.
+  if (self->deferred_ == nullptr || generation != self->gen_) return;
+  self->Settle(env, result);
+}
+
+void Waiter::FinalizeTsfn(napi_env /*env*/, void* data, void* /*hint*/) {
+  Bridge* bridge = static_cast<Bridge*>(data);
+  // Normally the Waiter released the TSFN after joining its thread (owner == nullptr).
+  // If the environment finalized the TSFN first, stop the thread before the TSFN memory
+  // goes away.
+  if (bridge->owner != nullptr) {
+    Waiter* w = bridge->owner;
+    w->tsfn_ = nullptr;  // already being finalized: do not release it again
+    w->bridge_ = nullptr;
+    bridge->owner = nullptr;
+    w->deferred_ = nullptr;
+    w->Shutdown();
+  }
+  delete bridge;
+}
+
+void Waiter::Settle(napi_env env, WaitResult result) {
+  napi_deferred d = deferred_;
+  deferred_ = nullptr;
+  if (d != nullptr) {
+    napi_value s;
+    if (napi_create_string_utf8(env, WaitResultName(result), NAPI_AUTO_LENGTH, &s) == napi_ok) {
+      napi_resolve_deferred(env, d, s);
+    }
+  }
+  // Back to idle: let the loop exit and the object be collected (finalizers are deferred,
+  // so `this` stays valid until we return).
+  if (tsfn_refed_ && tsfn_ != nullptr) napi_unref_threadsafe_function(env, tsfn_);
+  tsfn_refed_ = false;
+  if (wrap_refed_) {
+    wrap_refed_ = false;
+    Unref();
+  }
+}
+
+void Waiter::CancelInFlight(napi_env env) {
+  if (deferred_ == nullptr) return;
+  if (core_) core_->Cancel();
+  Settle(env, WaitResult::kCancelled);
+}
+
+void Waiter::Shutdown() {
+  closed_ = true;
+  if (core_) {
+    core_->Stop();  // cancel + join: the thread is gone after this
+    core_.reset();
+  }
+  if (tsfn_ != nullptr) {
+    if (bridge_ != nullptr) bridge_->owner = nullptr;
+    napi_release_threadsafe_function(tsfn_, napi_tsfn_release);  // finalizer deletes bridge
+    tsfn_ = nullptr;
+    bridge_ = nullptr;
+  }
+  tsfn_refed_ = false;
+  if (addon_ != nullptr) {
+    addon_->waiters.erase(this);
+    addon_ = nullptr;
+  }
+  mapping_.reset();
+}
+
+Napi::Value Waiter::Wait(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  if (closed_ || !core_) {
+    ThrowCoded(env, code::kClosed, "waiter is closed");
+    return Napi::Value();
+  }
+  if (mapping_->closed()) {
+    ThrowCoded(env, code::kClosed, "mapping is closed");
+    return Napi::Value();
+  }
+  uint64_t offset = 0;
+  uint32_t expected = 0;
+  int64_t timeout_ns = 0;
+  if (!GetIndex(env, info[0], "offset", &offset)) return Napi::Value();
+  if (!GetUint32(env, info[1], "expected", &expected)) return Napi::Value();
+  if (!GetTimeout(env, info[2], "timeoutMs", &timeout_ns)) return Napi::Value();
+  if (offset % 4 != 0) {
+    ThrowCoded(env, code::kInvalidArgument, "\"offset\" must be a multiple of 4");
+    return Napi::Value();
+  }
+  const size_t length = mapping_->length();
+  if (offset > length || length - offset < 4) {
+    ThrowCoded(env, code::kOutOfBounds, "futex word is outside the mapping");
+    return Napi::Value();
+  }
+  if (deferred_ != nullptr) {
+    ThrowCoded(env, code::kBusy, "this waiter already has a wait in flight");
+    return Napi::Value();
+  }
+  napi_deferred d;
+  napi_value promise;
+  if (napi_create_promise(env, &d, &promise) != napi_ok) return Napi::Value();
+
+  // Fast paths without a thread hop. The mapping is open, hence mapped.
+  const uint32_t* word = reinterpret_cast<const uint32_t*>(mapping_->data() + offset);
+  const uint32_t current = __atomic_load_n(word, __ATOMIC_SEQ_CST);
+  if (current != expected || timeout_ns == 0) {
+    napi_value s;
+    const WaitResult r = current != expected ? WaitResult::kMismatch : WaitResult::kTimeout;
+    if (napi_create_string_utf8(env, WaitResultName(r), NAPI_AUTO_LENGTH, &s) == napi_ok) {
+      napi_resolve_deferred(env, d, s);
+    }
+    return Napi::Value(env, promise);
+  }
+
+  deferred_ = d;
+  gen_++;
+  // While a wait is in flight, keep the loop alive and this object from being collected.
+  if (napi_ref_threadsafe_function(env, tsfn_) == napi_ok) tsfn_refed_ = true;
+  Ref();
+  wrap_refed_ = true;
+  core_->Submit(gen_, static_cast<size_t>(offset), expected, timeout_ns);
+  return Napi::Value(env, promise);
+}
+
+Napi::Value Waiter::Cancel(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  if (closed_) {
+    ThrowCoded(env, code::kClosed, "waiter is closed");
+    return Napi::Value();
+  }
+  CancelInFlight(env);
+  return info.Env().Undefined();
+}
+
+Napi::Value Waiter::Close(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  if (!closed_) {
+    CancelInFlight(env);
+    Shutdown();
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace commy
