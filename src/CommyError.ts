@@ -166,6 +166,64 @@ export class VersionConflict extends Schema.TaggedError<VersionConflict>()("Vers
   readonly code = VersionConflict.code
 }
 
+export class TenantNotFound extends Schema.TaggedError<TenantNotFound>()("TenantNotFound", {
+  ...base,
+  tenant: Schema.String
+}) {
+  static readonly code = "TENANT_NOT_FOUND"
+  readonly code = TenantNotFound.code
+}
+
+export class AlreadyExists extends Schema.TaggedError<AlreadyExists>()("AlreadyExists", {
+  ...base
+}) {
+  static readonly code = "ALREADY_EXISTS"
+  readonly code = AlreadyExists.code
+}
+
+export class AuthenticationFailed extends Schema.TaggedError<AuthenticationFailed>()("AuthenticationFailed", {
+  ...base
+}) {
+  static readonly code = "AUTHENTICATION_FAILED"
+  readonly code = AuthenticationFailed.code
+}
+
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  ...base,
+  cause: Schema.optional(Schema.Defect)
+}) {
+  static readonly code = "STORE_ERROR"
+  readonly code = StoreError.code
+}
+
+export class ProtocolError extends Schema.TaggedError<ProtocolError>()("ProtocolError", {
+  ...base
+}) {
+  static readonly code = "PROTOCOL_ERROR"
+  readonly code = ProtocolError.code
+}
+
+export class LimitExceeded extends Schema.TaggedError<LimitExceeded>()("LimitExceeded", {
+  ...base
+}) {
+  static readonly code = "LIMIT_EXCEEDED"
+  readonly code = LimitExceeded.code
+}
+
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", {
+  ...base
+}) {
+  static readonly code = "REQUEST_TIMEOUT"
+  readonly code = RequestTimeout.code
+}
+
+export class ConnectionClosed extends Schema.TaggedError<ConnectionClosed>()("ConnectionClosed", {
+  ...base
+}) {
+  static readonly code = "CONNECTION_CLOSED"
+  readonly code = ConnectionClosed.code
+}
+
 /** Every CommyError member; add new members here. */
 const classes = [
   FileError,
@@ -187,7 +245,15 @@ const classes = [
   UnsupportedVersion,
   CapacityExceeded,
   LockTimeout,
-  VersionConflict
+  VersionConflict,
+  TenantNotFound,
+  AlreadyExists,
+  AuthenticationFailed,
+  StoreError,
+  ProtocolError,
+  LimitExceeded,
+  RequestTimeout,
+  ConnectionClosed
 ] as const
 
 export type CommyError = InstanceType<(typeof classes)[number]>

@@ -235,6 +235,14 @@ export class VirtualFile {
     return Effect.flatMap(this.rawHandle(name), (handle) => handle.set(value))
   }
 
+  /** Writes value bytes of several variables by name, atomically. Returns versions in order. */
+  writeNamed(writes: ReadonlyArray<{ readonly name: string; readonly value: Uint8Array }>): Effect.Effect<ReadonlyArray<number>, CommyError> {
+    return Effect.flatMap(
+      Effect.forEach(writes, (w) => Effect.map(this.rawHandle(w.name), (variable) => ({ variable, value: w.value }))),
+      (batch) => this.writeBatch(batch)
+    )
+  }
+
   /** Compare-and-set by name. */
   compareAndSet(name: string, expected: number, value: Uint8Array): Effect.Effect<number, CommyError> {
     return Effect.flatMap(this.rawHandle(name), (handle) => handle.compareAndSet(expected, value))

@@ -32,6 +32,8 @@ export interface FileChangeEvent {
   /** Names of the variables whose values changed since the previous event, sorted by offset. */
   readonly variables: ReadonlyArray<string>
   readonly changes: ReadonlyArray<VariableChange>
+  /** True when variables were defined or removed since the previous event (`layoutChanges` option). */
+  readonly layoutChanged: boolean
 }
 
 export interface WatchOptions {
@@ -41,6 +43,8 @@ export interface WatchOptions {
   readonly values?: boolean
   /** Report changes made by this process too. Default true. */
   readonly ownWrites?: boolean
+  /** Also emit an event (possibly with no value changes) when variables are defined or removed. */
+  readonly layoutChanges?: boolean
   /** Longest sleep between checks, as a safety net (and the poll period for read-only maps). */
   readonly maxSleep?: Duration.DurationInput
 }
@@ -94,12 +98,14 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
     let dataOffset = 0
     let shadow = new Uint8Array(0)
 
+    let layoutChanged = false
     /** Rebuilds the offset table after a layout change; keeps what we knew of old variables. */
     const syncLayout = (): CommyError | undefined => {
       const failed = file.refresh()
       if (failed) return failed
       const { entries, header } = file.layout
       if (header.layoutGeneration === layoutGeneration) return undefined
+      if (layoutGeneration !== -1) layoutChanged = true
       const next: Array<Tracked> = []
       const nextByIndex = new Map<number, Tracked>()
       for (const entry of entries.values()) {
@@ -132,7 +138,7 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
       if (failed) return yield* Effect.fail(failed)
       const current = bytes.subarray(dataOffset, dataOffset + shadow.length)
       const ranges = yield* simd.diff(current, shadow)
-      if (ranges.length === 0) return undefined
+      if (ranges.length === 0) return layoutEvent([])
       const candidates: Array<Tracked> = []
       let lastCandidate: Tracked | undefined
       for (let r = 0; r < ranges.length; r += 2) {
@@ -159,9 +165,15 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
         if (!ownWrites && memory.ownVersions[tracked.entry.index] === version) return
         changes.push(options.values ? { name: tracked.entry.name, version, value } : { name: tracked.entry.name, version })
       })
-      if (changes.length === 0) return undefined
-      return { service, variables: changes.map((c) => c.name), changes } satisfies FileChangeEvent
+      return layoutEvent(changes)
     })
+
+    const layoutEvent = (changes: ReadonlyArray<VariableChange>): FileChangeEvent | undefined => {
+      const reportLayout = layoutChanged && options.layoutChanges === true
+      layoutChanged = false
+      if (changes.length === 0 && !reportLayout) return undefined
+      return { service, variables: changes.map((c) => c.name), changes, layoutChanged: reportLayout }
+    }
 
     const generationIndex = H_CHANGE_GEN >>> 2
     const waitersIndex = H_WAITERS >>> 2

@@ -1,0 +1,100 @@
+/**
+ * MetadataStore: the server's durable records: tenants, services, API keys and grants.
+ *
+ * Variable layouts and values are not here: they live in each service's `.mem` file.
+ * The implementation (`MetadataStore.layer`) is SQLite through @effect/sql-sqlite-node.
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type {
+  AlreadyExists,
+  AuthenticationFailed,
+  InvalidArgument,
+  InvalidName,
+  ServiceNotFound,
+  StoreError,
+  TenantNotFound
+} from "../CommyError.js"
+
+export type Right = "read" | "write" | "admin"
+
+export interface Tenant {
+  readonly name: string
+  readonly createdAt: number
+}
+
+export interface ServiceRecord {
+  /** 32 lowercase hex chars: the service file is `service_<id>.mem`. Unguessable. */
+  readonly id: string
+  readonly tenant: string
+  readonly name: string
+  readonly persistent: boolean
+  readonly createdAt: number
+}
+
+export interface ApiKeyRecord {
+  /** Public identifier, part of the key string; safe to log. */
+  readonly id: string
+  readonly tenant: string
+  readonly label: string
+  readonly createdAt: number
+  readonly revoked: boolean
+}
+
+export interface Grant {
+  readonly keyId: string
+  /** A service name, or "*" for every service of the tenant. */
+  readonly service: string
+  readonly rights: ReadonlyArray<Right>
+}
+
+/** An authenticated API key. */
+export interface Principal {
+  readonly tenant: string
+  readonly keyId: string
+}
+
+export interface MetadataStoreService {
+  readonly createTenant: (name: string) => Effect.Effect<Tenant, InvalidName | AlreadyExists | StoreError>
+  readonly getTenant: (name: string) => Effect.Effect<Tenant, TenantNotFound | StoreError>
+  readonly listTenants: Effect.Effect<ReadonlyArray<Tenant>, StoreError>
+  /** Deletes the tenant with its keys, grants and service records; returns the removed services. */
+  readonly deleteTenant: (name: string) => Effect.Effect<ReadonlyArray<ServiceRecord>, TenantNotFound | StoreError>
+
+  readonly createService: (input: {
+    readonly tenant: string
+    readonly name: string
+    readonly persistent: boolean
+  }) => Effect.Effect<ServiceRecord, InvalidName | AlreadyExists | TenantNotFound | StoreError>
+  readonly getService: (tenant: string, name: string) => Effect.Effect<ServiceRecord, ServiceNotFound | StoreError>
+  readonly listServices: (tenant: string) => Effect.Effect<ReadonlyArray<ServiceRecord>, TenantNotFound | StoreError>
+  readonly deleteService: (tenant: string, name: string) => Effect.Effect<ServiceRecord, ServiceNotFound | StoreError>
+
+  /**
+   * Creates a key. `secret` is the full key string, shown once: only its hash is stored.
+   * Format: `commy_<id>_<secret>` with 256 bits of secret.
+   */
+  readonly createKey: (input: { readonly tenant: string; readonly label: string }) => Effect.Effect<
+    { readonly record: ApiKeyRecord; readonly secret: string },
+    TenantNotFound | StoreError
+  >
+  readonly listKeys: (tenant: string) => Effect.Effect<ReadonlyArray<ApiKeyRecord>, TenantNotFound | StoreError>
+  readonly revokeKey: (tenant: string, keyId: string) => Effect.Effect<void, InvalidArgument | StoreError>
+  /** Replaces the rights of `keyId` on `service` ("*" = all); empty rights remove the grant. */
+  readonly grant: (input: {
+    readonly tenant: string
+    readonly keyId: string
+    readonly service: string
+    readonly rights: ReadonlyArray<Right>
+  }) => Effect.Effect<void, InvalidArgument | InvalidName | StoreError>
+  readonly listGrants: (tenant: string, keyId: string) => Effect.Effect<ReadonlyArray<Grant>, StoreError>
+  /**
+   * Verifies a key string for a tenant: hash compared in constant time, revoked keys refused.
+   * Every failure is the same AuthenticationFailed, so callers learn nothing about which part failed.
+   */
+  readonly authenticate: (tenant: string, key: string) => Effect.Effect<Principal, AuthenticationFailed | StoreError>
+  /** The rights a principal holds on a service name (its exact grant plus "*" grants). */
+  readonly rightsFor: (principal: Principal, service: string) => Effect.Effect<ReadonlySet<Right>, StoreError>
+}
+
+export class MetadataStore extends Context.Tag("commy/MetadataStore")<MetadataStore, MetadataStoreService>() {}
