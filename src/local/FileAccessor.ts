@@ -31,6 +31,8 @@ export interface FileAccessorService {
     data: Uint8Array
   ) => Effect.Effect<void, InvalidOffset | InvalidArgument | PermissionDenied>
   readonly fileSize: Effect.Effect<number, CommyError>
+  /** Writes dirty pages to disk (msync); a no-op for memory. */
+  readonly flush: Effect.Effect<void, CommyError>
   /** Grows the bytes (a buffer only: a mapped file's capacity is reserved when it is created). */
   readonly resize: (size: number) => Effect.Effect<void, CommyError>
   /** Runs `effect` holding the file's exclusive lock (flock for files; the kernel frees it if we die). */
@@ -83,6 +85,7 @@ export const makeLocal = (
       buffer: mapped.buffer,
       ...byteAccess(() => mapped.buffer, writable),
       fileSize: mapped.fileSize,
+      flush: mapped.sync(),
       resize: () =>
         Effect.fail(new InvalidArgument({ message: "a mapped service file has a fixed capacity, reserved at creation" })),
       withLock: (effect) =>
@@ -107,7 +110,8 @@ export const makeLocal = (
 export const makeBuffer = (init: { readonly size: number } | { readonly buffer: ArrayBuffer }): FileAccessorService => {
   let buffer = "buffer" in init ? init.buffer : new ArrayBuffer(init.size)
   const waiters = new Set<() => void>()
-  let locked: Promise<void> = Promise.resolve()
+  // In-process only; a semaphore is taken synchronously when free, so callers may run it sync.
+  const lock = Effect.unsafeMakeSemaphore(1)
   return {
     isLocal: false,
     writable: true,
@@ -116,6 +120,7 @@ export const makeBuffer = (init: { readonly size: number } | { readonly buffer: 
     },
     ...byteAccess(() => buffer, true),
     fileSize: Effect.sync(() => buffer.byteLength),
+    flush: Effect.void,
     resize: (size) =>
       Effect.suspend(() => {
         if (!Number.isSafeInteger(size) || size < buffer.byteLength) {
@@ -126,18 +131,7 @@ export const makeBuffer = (init: { readonly size: number } | { readonly buffer: 
         buffer = next
         return Effect.void
       }),
-    withLock: (effect) =>
-      // In-process mutual exclusion, FIFO, for callers that interleave effects.
-      Effect.acquireUseRelease(
-        Effect.promise(() => {
-          let release!: () => void
-          const previous = locked
-          locked = new Promise((resolve) => (release = resolve))
-          return previous.then(() => release)
-        }),
-        () => effect,
-        (release) => Effect.sync(release)
-      ),
+    withLock: (effect) => lock.withPermits(1)(effect),
     wake: () => {
       for (const resume of [...waiters]) resume()
     },

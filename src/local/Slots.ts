@@ -191,10 +191,10 @@ export class SlotMemory {
    * Writes `value` (already checked against `type`) and returns the new version.
    * Fails only when another live process holds the slot for longer than the lock timeout.
    */
-  write<A>(ref: SlotRef, type: VarType<A>, value: A): number | LockTimeout {
+  write<A>(ref: SlotRef, type: VarType<A>, value: A, explicitVersion?: number): number | LockTimeout {
     const failed = this.acquireSlot(ref, false)
     if (failed !== undefined) return failed
-    const version = this.fill(ref, type, value)
+    const version = this.fill(ref, type, value, explicitVersion)
     this.publish(ref)
     this.releaseSlot(ref)
     this.ownVersions[ref.index] = version
@@ -231,7 +231,7 @@ export class SlotMemory {
   writeBatch(items: ReadonlyArray<BatchItem>): ReadonlyArray<number> | LockTimeout {
     if (items.length === 1) {
       const only = items[0]!
-      const version = this.write(only.ref, only.type, only.value)
+      const version = this.write(only.ref, only.type, only.value, only.version)
       return typeof version === "number" ? [version] : version
     }
     const batchFailed = this.acquireBatch()
@@ -248,7 +248,7 @@ export class SlotMemory {
       }
       locked.push(items[i]!.ref)
     }
-    const versions = items.map((item) => this.fill(item.ref, item.type, item.value))
+    const versions = items.map((item) => this.fill(item.ref, item.type, item.value, item.version))
     // Journal the flips, then flip inside an odd batchSeq window.
     const { view, words } = this
     items.forEach((item, i) => {
@@ -286,13 +286,16 @@ export class SlotMemory {
     return getU64(this.view, ref.slot + S_COPIES + (seq & 1) * ref.copy + C_VERSION)
   }
 
-  /** Fills the inactive copy; the caller owns the slot. Returns the version it will publish. */
-  private fill<A>(ref: SlotRef, type: VarType<A>, value: A): number {
+  /**
+   * Fills the inactive copy; the caller owns the slot. Returns the version it will publish:
+   * the next one, or `explicit` (a mirror copying another file's versions).
+   */
+  private fill<A>(ref: SlotRef, type: VarType<A>, value: A, explicit?: number): number {
     const { view } = this
     const seq = Atomics.load(this.words, (ref.slot + S_SEQ) >>> 2)
     const active = ref.slot + S_COPIES + (seq & 1) * ref.copy
     const next = ref.slot + S_COPIES + ((seq + 1) & 1) * ref.copy
-    const version = getU64(view, active + C_VERSION) + 1
+    const version = explicit ?? getU64(view, active + C_VERSION) + 1
     setU64(view, next + C_VERSION, version)
     view.setUint32(next + C_LENGTH, type.write(view, next + C_VALUE, value), true)
     return version
@@ -385,4 +388,6 @@ export interface BatchItem {
   readonly ref: SlotRef
   readonly type: VarType<any>
   readonly value: unknown
+  /** Publish this version instead of the next one (mirrors only). */
+  readonly version?: number
 }

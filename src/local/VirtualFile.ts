@@ -243,6 +243,32 @@ export class VirtualFile {
     )
   }
 
+  /**
+   * Copies values with their versions from another copy of this service (a remote mirror
+   * applying server pushes). Values not newer than what this file has are skipped.
+   */
+  applyVersions(values: ReadonlyArray<{ readonly name: string; readonly version: number; readonly value: Uint8Array }>): Effect.Effect<void, CommyError> {
+    return lazy(() => {
+      const items: Array<BatchItem> = []
+      for (const { name, value, version } of values) {
+        const entry = this.lookup(name)
+        if (!("slot" in entry)) continue
+        const ref = slotRef(entry)
+        if (this.memory.version(ref) >= version) continue
+        const type = rawType(entry)
+        const problem = type.check(value)
+        if (problem !== undefined) return Effect.fail(valueError(name, type, problem))
+        items.push({ ref, type, value, version })
+      }
+      // Batches are atomic up to MAX_BATCH variables (the journal's size); larger sets go in chunks.
+      for (let i = 0; i < items.length; i += MAX_BATCH) {
+        const done = this.memory.writeBatch(items.slice(i, i + MAX_BATCH))
+        if (done instanceof LockTimeout) return Effect.fail(done)
+      }
+      return Effect.void
+    })
+  }
+
   /** Compare-and-set by name. */
   compareAndSet(name: string, expected: number, value: Uint8Array): Effect.Effect<number, CommyError> {
     return Effect.flatMap(this.rawHandle(name), (handle) => handle.compareAndSet(expected, value))

@@ -110,9 +110,10 @@ export const ErrorBody = Schema.Struct({
 })
 export type ErrorBody = typeof ErrorBody.Type
 
+// Error first: `result: Unknown` would also accept a frame without `result`.
 export const Reply = Schema.Union(
-  Schema.Struct({ id: Id, result: Schema.Unknown }),
-  Schema.Struct({ id: Schema.NullOr(Id), error: ErrorBody })
+  Schema.Struct({ id: Schema.NullOr(Id), error: ErrorBody }),
+  Schema.Struct({ id: Id, result: Schema.Unknown })
 )
 export type Reply = typeof Reply.Type
 

@@ -2,7 +2,7 @@
  * MetadataStore: the server's durable records: tenants, services, API keys and grants.
  *
  * Variable layouts and values are not here: they live in each service's `.mem` file.
- * The implementation (`MetadataStore.layer`) is SQLite through @effect/sql-sqlite-node.
+ * The implementation (`SqliteMetadataStore.layer`) is SQLite through @effect/sql-sqlite-node.
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"

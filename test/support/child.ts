@@ -17,6 +17,12 @@ export const fixture = (name: string): string => path.resolve(here, "..", "fixtu
 
 const bundles = new Map<string, string>()
 
+/**
+ * Packages left out of bundles: native addons that find their `.node` file relative to their
+ * own package (the bundle lives in node_modules/.cache, so they still resolve from node_modules).
+ */
+const external = ["better-sqlite3"]
+
 /** The fixture bundled to one .mjs file (cached for this test process). */
 const bundled = (name: string): string => {
   const cached = bundles.get(name)
@@ -32,6 +38,9 @@ const bundled = (name: string): string => {
     platform: "node",
     format: "esm",
     target: "node20",
+    external,
+    // CommonJS dependencies (ws, ...) require Node builtins: give the ESM bundle a `require`.
+    banner: { js: "import { createRequire as __commyRequire } from \"node:module\"; const require = __commyRequire(import.meta.url);" },
     logLevel: "error"
   })
   bundles.set(name, out)

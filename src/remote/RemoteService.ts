@@ -1,0 +1,228 @@
+/**
+ * RemoteService: a service on a Commy server, used through the same shapes as a local
+ * VirtualFile. Reads are local: a mirror VirtualFile over an in-memory buffer (the
+ * RemoteBufferAccessor of the seed) is kept current by the server's pushes, with the server's
+ * versions. Writes travel to the server, which pushes them back to every subscriber, this one
+ * included. `watch` is the Watcher over the mirror: events for every pushed change.
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import { type CommyError, ServiceNotFound, TypeMismatch, ValueTooLarge } from "../CommyError.js"
+import type { SimdDiff } from "../diff/SimdDiff.js"
+import { bufferServiceFile } from "../local/ServiceFiles.js"
+import type { Versioned } from "../local/Slots.js"
+import * as VarType from "../local/VarType.js"
+import type { DefineOptions, VariableInfo, VirtualFile } from "../local/VirtualFile.js"
+import { type FileChangeEvent, watch, type WatchOptions } from "../local/Watcher.js"
+import { CasResult, Empty, type Push, ReadResult, type VariableInfo as WireInfo, WriteResult } from "../protocol/Messages.js"
+import * as Messages from "../protocol/Messages.js"
+import type { WssTransportService } from "./WssTransport.js"
+
+/** A typed handle on a remote variable: reads from the mirror, writes to the server. */
+export interface RemoteVariable<A> {
+  readonly name: string
+  readonly type: VarType.VarType<A>
+  /** The mirrored value (as of the last push). */
+  unsafeGet(): A
+  readonly get: Effect.Effect<A, CommyError>
+  readonly getVersioned: Effect.Effect<Versioned<A>, CommyError>
+  /** Sends the write; resolves with the server's new version. */
+  readonly set: (value: A) => Effect.Effect<number, CommyError>
+  readonly compareAndSet: (expected: number, value: A) => Effect.Effect<number, CommyError>
+}
+
+const encode = <A>(type: VarType.VarType<A>, value: A): Uint8Array | CommyError => {
+  const problem = type.check(value)
+  if (problem !== undefined) {
+    return problem.includes("exceed")
+      ? new ValueTooLarge({ message: problem, capacity: type.capacity })
+      : new TypeMismatch({ message: problem })
+  }
+  const view = new DataView(new ArrayBuffer(type.capacity))
+  const length = type.write(view, 0, value)
+  return new Uint8Array(view.buffer, 0, length)
+}
+
+export interface RemoteServiceOptions {
+  /** Bytes for the in-memory mirror (lazily committed by the OS). Default 64 MiB. */
+  readonly mirrorCapacity?: number
+  readonly mirrorMaxVariables?: number
+}
+
+export interface RemoteService {
+  readonly tenant: string
+  readonly name: string
+  /** The server's id of this service (changes if it is deleted and created again). */
+  readonly serviceId: () => string
+  /** The local mirror (read-only by convention: write through this service). */
+  readonly mirror: VirtualFile
+  readonly define: <A>(name: string, type: VarType.VarType<A>, options?: DefineOptions) => Effect.Effect<RemoteVariable<A>, CommyError>
+  readonly variable: <A>(name: string, type: VarType.VarType<A>) => Effect.Effect<RemoteVariable<A>, CommyError>
+  readonly remove: (name: string) => Effect.Effect<void, CommyError>
+  readonly list: Effect.Effect<ReadonlyArray<VariableInfo>, CommyError>
+  readonly read: (name: string) => Effect.Effect<Versioned<Uint8Array>, CommyError>
+  /** Reads from the server itself (not the mirror). */
+  readonly fetch: (names?: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Messages.VariableValue>, CommyError>
+  readonly write: (name: string, value: Uint8Array) => Effect.Effect<number, CommyError>
+  /** Atomic on the server: other clients see all of these or none. */
+  readonly writeBatch: (writes: ReadonlyArray<{ readonly name: string; readonly value: Uint8Array }>) => Effect.Effect<ReadonlyArray<number>, CommyError>
+  readonly compareAndSet: (name: string, expected: number, value: Uint8Array) => Effect.Effect<number, CommyError>
+  /** Change events as pushes arrive. */
+  readonly watch: (options?: WatchOptions) => Stream.Stream<FileChangeEvent, CommyError, SimdDiff>
+  /** Resolves when the mirror has caught up with the server again (after a reconnect too). */
+  readonly caughtUp: Effect.Effect<void>
+}
+
+/** Subscribes to a service and mirrors it until the scope closes. */
+export const openRemoteService = (
+  transport: WssTransportService,
+  tenant: string,
+  name: string,
+  options: RemoteServiceOptions = {}
+): Effect.Effect<RemoteService, CommyError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const run = Runtime.runSync(runtime)
+    const mirror = yield* bufferServiceFile({
+      capacity: options.mirrorCapacity ?? 64 * 1024 * 1024,
+      maxVariables: options.mirrorMaxVariables ?? 16_384
+    })
+    let serviceId = ""
+    let ended: CommyError | undefined
+    let caughtUp = yield* Deferred.make<void>()
+    let isCaughtUp = false
+    const target = { tenant, service: name }
+
+    const syncLayout = (layout: ReadonlyArray<WireInfo>) =>
+      Effect.gen(function*() {
+        const present = new Set(layout.map((v) => v.name))
+        for (const v of yield* mirror.list) if (!present.has(v.name)) yield* mirror.remove(v.name)
+        for (const v of layout) {
+          const type = { ...VarType.raw(v.type, v.capacity), id: v.type, capacity: v.capacity }
+          // A variable re-created with another type: drop ours first.
+          const defined = yield* Effect.either(mirror.define(v.name, type, { persistent: v.persistent }))
+          if (defined._tag === "Left" && defined.left._tag === "TypeMismatch") {
+            yield* mirror.remove(v.name)
+            yield* mirror.define(v.name, type, { persistent: v.persistent })
+          }
+        }
+      })
+
+    const apply = (push: Push) =>
+      Effect.gen(function*() {
+        switch (push.push) {
+          case "snapshot":
+            if (push.resynced) {
+              for (const v of yield* mirror.list) yield* mirror.remove(v.name)
+            }
+            yield* syncLayout(push.layout)
+            for (const removed of push.removed) yield* Effect.ignore(mirror.remove(removed))
+            yield* mirror.applyVersions(push.values)
+            return
+          case "caught_up":
+            isCaughtUp = true
+            yield* Deferred.succeed(caughtUp, undefined)
+            return
+          case "changed":
+            if (push.layout) yield* syncLayout(push.layout)
+            yield* mirror.applyVersions(push.values)
+            return
+          case "ended":
+            ended = new ServiceNotFound({ message: `${tenant}/${name}: ${push.message} (${push.code})`, service: name })
+            yield* Deferred.succeed(caughtUp, undefined)
+            return
+        }
+      })
+
+    // Pushes are applied in arrival order by one fiber.
+    const pushes = yield* Queue.unbounded<Push>()
+    yield* Queue.take(pushes).pipe(
+      Effect.flatMap((push) => Effect.catchAll(apply(push), (error) => Effect.logWarning(`mirror of ${tenant}/${name}: ${error.message}`))),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    const subscription = yield* transport.subscribe(tenant, name, {
+      onSubscribed: (id) => (serviceId = id),
+      onPush: (push) => Queue.unsafeOffer(pushes, push),
+      resumeFrom: () => {
+        // After a reconnect the mirror must catch up again before `caughtUp` resolves.
+        if (isCaughtUp) {
+          isCaughtUp = false
+          caughtUp = Effect.runSync(Deferred.make<void>())
+        }
+        const since: Record<string, number> = {}
+        for (const [n, v] of run(Effect.orElseSucceed(mirror.snapshot(), () => new Map()))) since[n] = v.version
+        return serviceId ? { since, serviceId } : { since }
+      }
+    })
+    yield* Effect.addFinalizer(() => subscription.unsubscribe)
+    yield* Deferred.await(caughtUp)
+    if (ended) return yield* ended
+
+    const live = Effect.suspend(() => (ended ? Effect.fail(ended) : Effect.void))
+    const request = <A, I>(body: Parameters<WssTransportService["request"]>[0], schema: import("effect/Schema").Schema<A, I>) =>
+      Effect.zipRight(live, transport.request(body, schema))
+
+    const remoteVariable = <A>(type: VarType.VarType<A>, handle: { readonly name: string }) =>
+      Effect.map(mirror.variable(handle.name, type), (local): RemoteVariable<A> => ({
+        name: handle.name,
+        type,
+        unsafeGet: () => local.unsafeGet(),
+        get: local.get,
+        getVersioned: local.getVersioned,
+        set: (value) =>
+          Effect.suspend(() => {
+            const bytes = encode(type, value)
+            return bytes instanceof Uint8Array
+              ? Effect.map(request({ op: "write", ...target, writes: [{ name: handle.name, value: bytes }] }, WriteResult), (r) => r.versions[0]!)
+              : Effect.fail(bytes)
+          }),
+        compareAndSet: (expected, value) =>
+          Effect.suspend(() => {
+            const bytes = encode(type, value)
+            return bytes instanceof Uint8Array
+              ? Effect.map(request({ op: "cas", ...target, name: handle.name, expected, value: bytes }, CasResult), (r) => r.version)
+              : Effect.fail(bytes)
+          })
+      }))
+
+    const service: RemoteService = {
+      tenant,
+      name,
+      serviceId: () => serviceId,
+      mirror,
+      define: (variableName, type, defineOptions = {}) =>
+        Effect.gen(function*() {
+          const info = yield* request({
+            op: "var.define",
+            ...target,
+            name: variableName,
+            type: type.id,
+            capacity: type.capacity,
+            persistent: defineOptions.persistent ?? false
+          }, Messages.VariableInfo)
+          // Define in the mirror now; the layout push that follows is then a no-op.
+          yield* mirror.define(variableName, { ...VarType.raw(info.type, info.capacity), id: info.type, capacity: info.capacity }, defineOptions)
+          return yield* remoteVariable(type, { name: variableName })
+        }),
+      variable: (variableName, type) => Effect.zipRight(live, remoteVariable(type, { name: variableName })),
+      remove: (variableName) => Effect.asVoid(request({ op: "var.remove", ...target, name: variableName }, Empty)),
+      list: Effect.zipRight(live, mirror.list),
+      read: (variableName) => Effect.zipRight(live, mirror.read(variableName)),
+      fetch: (names) =>
+        Effect.map(request(names ? { op: "read", ...target, names: [...names] } : { op: "read", ...target }, ReadResult), (r) => r.values),
+      write: (variableName, value) =>
+        Effect.map(request({ op: "write", ...target, writes: [{ name: variableName, value }] }, WriteResult), (r) => r.versions[0]!),
+      writeBatch: (writes) =>
+        Effect.map(request({ op: "write", ...target, writes: writes.map((w) => ({ name: w.name, value: w.value })) }, WriteResult), (r) => r.versions),
+      compareAndSet: (variableName, expected, value) =>
+        Effect.map(request({ op: "cas", ...target, name: variableName, expected, value }, CasResult), (r) => r.version),
+      watch: (watchOptions) => watch(mirror, { service: `${tenant}/${name}`, ...watchOptions }),
+      caughtUp: Effect.suspend(() => Deferred.await(caughtUp))
+    }
+    return service
+  })

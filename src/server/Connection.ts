@@ -1,0 +1,446 @@
+/**
+ * Connection: one client's WebSocket, speaking protocol v1 (docs/protocol.md).
+ *
+ * Requests run concurrently (up to `maxInFlight`), each answered with its own `id`. Nothing but
+ * `hello` and `auth` is possible before authenticating to the tenant an operation names, and a
+ * connection that has not authenticated within `authTimeoutMs` is closed. Every operation checks
+ * the principal's grant on the service. Pushes to a slow client coalesce to the latest value per
+ * variable (memory bounded by the service's variable count); a client that stays behind for
+ * `slowConsumerMs` is closed with a reason instead of slowing the server.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import type { WebSocket } from "ws"
+import {
+  AuthenticationFailed,
+  type CommyError,
+  InvalidArgument,
+  isCommyError,
+  LimitExceeded,
+  PermissionDenied,
+  ProtocolError,
+  ServiceNotFound
+} from "../CommyError.js"
+import { checkName } from "../local/Directory.js"
+import { createServiceFile, servicePath } from "../local/ServiceFiles.js"
+import { errorBody, encodeFrame, decodeRequest } from "../protocol/Codec.js"
+import {
+  CloseCodes,
+  PROTOCOL_VERSION,
+  type Request,
+  type VariableInfo,
+  type VariableValue
+} from "../protocol/Messages.js"
+import type { MetadataStoreService, Principal, Right, ServiceRecord } from "./MetadataStore.js"
+import { broadcast, layoutOf, type OpenService, type ServiceRegistry, type Subscriber, wireType } from "./ServiceRegistry.js"
+
+export interface Limits {
+  readonly maxPayload: number
+  readonly maxInFlight: number
+  readonly maxSubscriptions: number
+  readonly maxBatch: number
+  readonly authTimeoutMs: number
+  readonly heartbeatMs: number
+  readonly slowConsumerMs: number
+  /** bufferedAmount above which pushes wait (and the slow-consumer clock runs). */
+  readonly highWaterBytes: number
+}
+
+export const defaultLimits: Limits = {
+  maxPayload: 1024 * 1024,
+  maxInFlight: 256,
+  maxSubscriptions: 256,
+  maxBatch: 256,
+  authTimeoutMs: 10_000,
+  heartbeatMs: 30_000,
+  slowConsumerMs: 10_000,
+  highWaterBytes: 4 * 1024 * 1024
+}
+
+export interface ServerContext {
+  readonly store: MetadataStoreService
+  readonly registry: ServiceRegistry
+  readonly root: string
+  readonly host: string
+  readonly version: string
+  readonly limits: Limits
+}
+
+/** How long a grant lookup is reused: a revoked grant stops working within this time. */
+const RIGHTS_TTL_MS = 1_000
+const MAX_FAILED_AUTH = 5
+
+type Outcome = { readonly result: unknown; readonly after?: () => void }
+
+export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const fibers = yield* FiberSet.make<unknown, never>()
+    const run = FiberSet.runtime(fibers)<never>()
+    const runFork = yield* run
+    const principals = new Map<string, Principal>()
+    const rightsCache = new Map<string, { rights: ReadonlySet<Right>; at: number }>()
+    const subscriptions = new Map<number, Subscription>()
+    const self = {}
+    let helloDone = false
+    let inFlight = 0
+    let failedAuth = 0
+    let nextSub = 1
+    const limits = ctx.limits
+
+    const send = (message: unknown) => {
+      if (ws.readyState === ws.OPEN) ws.send(encodeFrame(message))
+    }
+    const close = (code: number, reason: string) => {
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason)
+    }
+
+    const authTimer = setTimeout(() => {
+      if (principals.size === 0) close(CloseCodes.authTimeout, "not authenticated in time")
+    }, limits.authTimeoutMs)
+
+    // ---------- subscriptions ----------
+
+    class Subscription implements Subscriber {
+      readonly pending = new Map<string, VariableValue>()
+      layout: ReadonlyArray<VariableInfo> | undefined
+      ready = false
+      scheduled = false
+      slowSince = 0
+      constructor(readonly id: number, readonly service: OpenService) {}
+
+      deliver(values: ReadonlyArray<VariableValue>, layout?: ReadonlyArray<VariableInfo>) {
+        for (const v of values) {
+          const known = this.pending.get(v.name)
+          if (!known || known.version < v.version) this.pending.set(v.name, v)
+        }
+        if (layout) this.layout = layout
+        this.schedule(0)
+      }
+
+      end(code: string, message: string) {
+        subscriptions.delete(this.id)
+        send({ push: "ended", sub: this.id, code, message })
+      }
+
+      schedule(delayMs: number) {
+        if (this.scheduled || !this.ready) return
+        this.scheduled = true
+        if (delayMs === 0) setImmediate(() => this.flush())
+        else setTimeout(() => this.flush(), delayMs)
+      }
+
+      flush() {
+        this.scheduled = false
+        if (ws.readyState !== ws.OPEN || !subscriptions.has(this.id)) return
+        if (this.pending.size === 0 && this.layout === undefined) return
+        if (ws.bufferedAmount > limits.highWaterBytes) {
+          const now = Date.now()
+          if (this.slowSince === 0) this.slowSince = now
+          if (now - this.slowSince > limits.slowConsumerMs) {
+            return close(CloseCodes.slowConsumer, "subscriber too slow: pushes backed up")
+          }
+          return this.schedule(5)
+        }
+        this.slowSince = 0
+        const values = [...this.pending.values()]
+        this.pending.clear()
+        const layout = this.layout
+        this.layout = undefined
+        send(layout ? { push: "changed", sub: this.id, values, layout } : { push: "changed", sub: this.id, values })
+      }
+    }
+
+    // ---------- authorisation ----------
+
+    const principalFor = (tenant: string) =>
+      Effect.suspend(() => {
+        const principal = principals.get(tenant)
+        return principal
+          ? Effect.succeed(principal)
+          : Effect.fail(new PermissionDenied({ message: `not authenticated to tenant ${JSON.stringify(tenant)}` }))
+      })
+
+    const rightsOn = (principal: Principal, service: string) =>
+      Effect.gen(function*() {
+        const key = `${principal.tenant}\u0000${service}`
+        const cached = rightsCache.get(key)
+        if (cached && Date.now() - cached.at < RIGHTS_TTL_MS) return cached.rights
+        const rights = yield* ctx.store.rightsFor(principal, service)
+        rightsCache.set(key, { rights, at: Date.now() })
+        return rights
+      })
+
+    /**
+     * The service record, if the caller may use it with `right`. No right at all looks exactly
+     * like a missing service, so names of other services do not leak.
+     */
+    const authorise = (tenant: string, service: string, right: Right) =>
+      Effect.gen(function*() {
+        const principal = yield* principalFor(tenant)
+        const rights = yield* rightsOn(principal, service)
+        const notFound = new ServiceNotFound({ message: `no service ${JSON.stringify(service)} in ${tenant}`, service })
+        if (rights.size === 0) return yield* notFound
+        if (!rights.has(right) && !rights.has("admin")) {
+          return yield* new PermissionDenied({ message: `${right} right on ${service} required` })
+        }
+        return yield* ctx.store.getService(tenant, service)
+      })
+
+    const use = (tenant: string, service: string, right: Right) =>
+      Effect.flatMap(authorise(tenant, service, right), (record) => ctx.registry.acquire(record, self))
+
+    const info = (r: ServiceRecord) => ({ tenant: r.tenant, name: r.name, id: r.id, persistent: r.persistent })
+
+    // ---------- operations ----------
+
+    const dispatch = (req: Request): Effect.Effect<Outcome, CommyError> => {
+      if (!helloDone && req.op !== "hello") {
+        return Effect.fail(new ProtocolError({ message: "the first request must be hello" }))
+      }
+      switch (req.op) {
+        case "hello":
+          if (req.protocol !== PROTOCOL_VERSION) {
+            return Effect.fail(new ProtocolError({ message: `protocol ${req.protocol} unsupported; this server speaks ${PROTOCOL_VERSION}` }))
+          }
+          helloDone = true
+          return Effect.succeed({
+            result: {
+              protocol: PROTOCOL_VERSION,
+              server: `commy/${ctx.version}`,
+              host: ctx.host,
+              maxPayload: limits.maxPayload,
+              maxInFlight: limits.maxInFlight,
+              heartbeatMs: limits.heartbeatMs
+            }
+          })
+        case "auth":
+          return Effect.matchEffect(ctx.store.authenticate(req.tenant, req.key), {
+            onFailure: (error) => {
+              if (++failedAuth >= MAX_FAILED_AUTH) setImmediate(() => close(CloseCodes.authTimeout, "too many failed authentications"))
+              if (error._tag === "AuthenticationFailed") return Effect.fail(error)
+              // A store failure is the server's problem: log it, tell the client only that auth failed.
+              return Effect.zipRight(
+                Effect.logError(`authentication could not be checked: ${error.message}`),
+                Effect.fail(new AuthenticationFailed({ message: "authentication failed" }))
+              )
+            },
+            onSuccess: (principal) => {
+              principals.set(req.tenant, principal)
+              return Effect.succeed({ result: { tenant: principal.tenant, keyId: principal.keyId } })
+            }
+          })
+        case "ping":
+          return Effect.succeed({ result: { time: Date.now() } })
+        case "service.create":
+          return Effect.gen(function*() {
+            const principal = yield* principalFor(req.tenant)
+            const rights = yield* rightsOn(principal, req.service)
+            if (!rights.has("admin")) return yield* new PermissionDenied({ message: `admin right on ${req.service} required` })
+            const record = yield* ctx.store.createService({
+              tenant: req.tenant,
+              name: req.service,
+              persistent: req.persistent ?? false
+            })
+            const created = yield* Effect.either(createServiceFile(ctx.root, {
+              id: record.id,
+              ...(req.capacity === undefined ? {} : { capacity: req.capacity }),
+              ...(req.maxVariables === undefined ? {} : { maxVariables: req.maxVariables })
+            }))
+            if (Either.isLeft(created)) {
+              yield* Effect.ignore(ctx.store.deleteService(req.tenant, req.service))
+              return yield* created.left
+            }
+            // The creator is a client: a non-persistent service lives while its creator does.
+            yield* ctx.registry.acquire(record, self)
+            return { result: { service: info(record) } }
+          })
+        case "service.get":
+          return Effect.map(authorise(req.tenant, req.service, "read"), (r) => ({ result: { service: info(r) } }))
+        case "service.list":
+          return Effect.gen(function*() {
+            const principal = yield* principalFor(req.tenant)
+            const all = yield* ctx.store.listServices(req.tenant)
+            const visible: Array<ReturnType<typeof info>> = []
+            for (const r of all) if ((yield* rightsOn(principal, r.name)).size > 0) visible.push(info(r))
+            return { result: { services: visible } }
+          })
+        case "service.delete":
+          return Effect.gen(function*() {
+            const record = yield* authorise(req.tenant, req.service, "admin")
+            yield* ctx.registry.destroy(record)
+            return { result: {} }
+          })
+        case "var.define":
+          return Effect.gen(function*() {
+            const bad = checkName(req.name)
+            if (bad) return yield* bad
+            const type = wireType(req.type, req.capacity)
+            if (typeof type === "string") return yield* new InvalidArgument({ message: type })
+            const service = yield* use(req.tenant, req.service, "write")
+            const variable = yield* service.file.define(req.name, type, { persistent: req.persistent ?? false })
+            const version = yield* variable.version
+            broadcast(service, [], yield* layoutOf(service.file))
+            return { result: { name: req.name, type: req.type, capacity: type.capacity, persistent: req.persistent ?? false, version } }
+          })
+        case "var.remove":
+          return Effect.gen(function*() {
+            const service = yield* use(req.tenant, req.service, "admin")
+            yield* service.file.remove(req.name)
+            broadcast(service, [], yield* layoutOf(service.file))
+            return { result: {} }
+          })
+        case "var.list":
+          return Effect.gen(function*() {
+            const service = yield* use(req.tenant, req.service, "read")
+            return { result: { variables: yield* layoutOf(service.file) } }
+          })
+        case "read":
+          return Effect.gen(function*() {
+            const service = yield* use(req.tenant, req.service, "read")
+            const snapshot = yield* service.file.snapshot(req.names)
+            const values = [...snapshot].map(([name, v]) => ({ name, version: v.version, value: v.value }))
+            return { result: { values } }
+          })
+        case "write":
+          return Effect.gen(function*() {
+            if (req.writes.length === 0 || req.writes.length > limits.maxBatch) {
+              return yield* new LimitExceeded({ message: `a write carries 1 to ${limits.maxBatch} values` })
+            }
+            const service = yield* use(req.tenant, req.service, "write")
+            const versions = yield* service.file.writeNamed(req.writes)
+            broadcast(service, req.writes.map((w, i) => ({ name: w.name, version: versions[i]!, value: w.value })))
+            return { result: { versions } }
+          })
+        case "cas":
+          return Effect.gen(function*() {
+            const service = yield* use(req.tenant, req.service, "write")
+            const version = yield* service.file.compareAndSet(req.name, req.expected, req.value)
+            broadcast(service, [{ name: req.name, version, value: req.value }])
+            return { result: { version } }
+          })
+        case "subscribe":
+          return Effect.gen(function*() {
+            if (subscriptions.size >= limits.maxSubscriptions) {
+              return yield* new LimitExceeded({ message: `at most ${limits.maxSubscriptions} subscriptions per connection` })
+            }
+            const service = yield* use(req.tenant, req.service, "read")
+            const sub = new Subscription(nextSub++, service)
+            // Registered before the snapshot: a change racing it is queued, sent after caught_up.
+            subscriptions.set(sub.id, sub)
+            service.subscribers.add(sub)
+            const snapshot = yield* service.file.snapshot()
+            const layout = yield* layoutOf(service.file)
+            const resynced = req.serviceId !== undefined && req.serviceId !== service.record.id
+            const since = resynced ? undefined : req.since
+            const values: Array<VariableValue> = []
+            let regressed = false
+            for (const [name, v] of snapshot) {
+              const known = since?.[name]
+              if (known !== undefined && known > v.version) regressed = true
+              if (known === undefined || known < v.version) values.push({ name, version: v.version, value: v.value })
+            }
+            const removed = since ? Object.keys(since).filter((name) => !snapshot.has(name)) : []
+            // A client ahead of the server (it restarted without the values) cannot be replayed.
+            const full = resynced || regressed
+            const push = {
+              push: "snapshot",
+              sub: sub.id,
+              layout,
+              values: full ? [...snapshot].map(([name, v]) => ({ name, version: v.version, value: v.value })) : values,
+              removed,
+              resynced: full
+            }
+            return {
+              result: { sub: sub.id, serviceId: service.record.id },
+              after: () => {
+                send(push)
+                send({ push: "caught_up", sub: sub.id })
+                sub.ready = true
+                sub.schedule(0)
+              }
+            }
+          })
+        case "unsubscribe":
+          return Effect.sync(() => {
+            const sub = subscriptions.get(req.sub)
+            if (sub) {
+              subscriptions.delete(req.sub)
+              sub.service.subscribers.delete(sub)
+            }
+            return { result: {} }
+          })
+        case "locate":
+          return Effect.gen(function*() {
+            const service = yield* use(req.tenant, req.service, "read")
+            return {
+              result: { host: ctx.host, path: servicePath(ctx.root, service.record.id), size: service.file.accessor.buffer.byteLength }
+            }
+          })
+      }
+    }
+
+    const reply = (id: number, exit: Exit.Exit<Outcome, CommyError>) => {
+      if (Exit.isSuccess(exit)) {
+        send({ id, result: exit.value.result })
+        exit.value.after?.()
+        return
+      }
+      const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+      const error = failure && isCommyError(failure)
+        ? failure
+        : new ProtocolError({ message: "internal error" })
+      if (!failure) void Runtime.runFork(runtime)(Effect.logError("request failed", exit.cause))
+      send({ id, error: errorBody(error) })
+    }
+
+    const onMessage = (data: Buffer | ArrayBuffer | Array<Buffer>, isBinary: boolean) => {
+      if (!isBinary) {
+        return send({ id: null, error: errorBody(new ProtocolError({ message: "text frames are not accepted: send MessagePack in binary frames" })) })
+      }
+      const frame = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data
+      const decoded = decodeRequest(frame)
+      if (Either.isLeft(decoded)) return send({ id: decoded.left.id, error: errorBody(decoded.left.error) })
+      const req = decoded.right
+      if (inFlight >= limits.maxInFlight) {
+        return send({ id: req.id, error: errorBody(new LimitExceeded({ message: `more than ${limits.maxInFlight} requests in flight` })) })
+      }
+      inFlight++
+      runFork(Effect.exit(dispatch(req)).pipe(
+        Effect.map((exit) => reply(req.id, exit)),
+        Effect.ensuring(Effect.sync(() => inFlight--))
+      ))
+    }
+
+    ws.on("message", onMessage)
+
+    // Heartbeat: a peer that does not answer a ping within one period is gone.
+    let alive = true
+    ws.on("pong", () => (alive = true))
+    const heartbeat = setInterval(() => {
+      if (!alive) return ws.terminate()
+      alive = false
+      ws.ping()
+    }, limits.heartbeatMs)
+
+    const cleanup = Effect.gen(function*() {
+      clearTimeout(authTimer)
+      clearInterval(heartbeat)
+      for (const sub of subscriptions.values()) sub.service.subscribers.delete(sub)
+      subscriptions.clear()
+      yield* FiberSet.clear(fibers)
+      yield* ctx.registry.releaseAll(self)
+    })
+    yield* Effect.async<void>((resume) => {
+      ws.once("close", () => resume(Effect.void))
+      if (ws.readyState === ws.CLOSED) resume(Effect.void)
+    }).pipe(
+      // Server shutdown interrupts us: tell the client why before letting go.
+      Effect.onInterrupt(() => Effect.sync(() => close(CloseCodes.goingAway, "server shutting down"))),
+      Effect.ensuring(cleanup)
+    )
+  })

@@ -1,0 +1,123 @@
+/**
+ * The Commy server: WSS (or, explicitly and only on loopback, plain WS) on one port, with
+ * `GET /health` and `GET /ready` on the same port. Scoped: closing the scope closes every client
+ * with a reason (1001), flushes open service files and closes the store.
+ */
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as http from "node:http"
+import * as https from "node:https"
+import * as path from "node:path"
+import { WebSocketServer } from "ws"
+import { type CommyError, InvalidArgument } from "../CommyError.js"
+import type { SimdDiff } from "../diff/SimdDiff.js"
+import { prepareRoot, removeServiceFile } from "../local/ServiceFiles.js"
+import type { NativeAddon } from "../native/NativeAddon.js"
+import { defaultLimits, handleConnection, type Limits } from "./Connection.js"
+import { hostIdentity } from "./HostIdentity.js"
+import { MetadataStore } from "./MetadataStore.js"
+import { makeServiceRegistry } from "./ServiceRegistry.js"
+import { loadTls, type TlsMaterial } from "./Tls.js"
+
+export const DEFAULT_PORT = 7788
+export const VERSION = "0.1.0"
+
+export interface ServerOptions {
+  readonly dataDir: string
+  readonly host?: string
+  /** 0 picks a free port. Default 7788. */
+  readonly port?: number
+  readonly certFile?: string
+  readonly keyFile?: string
+  /** Plain ws:// instead of wss://; refused unless `host` is a loopback address. */
+  readonly insecure?: boolean
+  readonly limits?: Partial<Limits>
+}
+
+export interface RunningServer {
+  readonly port: number
+  readonly host: string
+  /** `wss://host:port` (or ws://). */
+  readonly url: string
+  readonly tls: TlsMaterial | undefined
+}
+
+const isLoopback = (host: string) => host === "localhost" || host === "::1" || /^127\./.test(host)
+
+export const startServer = (
+  options: ServerOptions
+): Effect.Effect<RunningServer, CommyError, MetadataStore | NativeAddon | SimdDiff | import("effect/Scope").Scope> =>
+  Effect.gen(function*() {
+    const host = options.host ?? "127.0.0.1"
+    if (options.insecure && !isLoopback(host)) {
+      return yield* new InvalidArgument({ message: "plain ws:// is only allowed on a loopback address" })
+    }
+    const limits: Limits = { ...defaultLimits, ...options.limits }
+    const store = yield* MetadataStore
+    const root = path.join(options.dataDir, "services")
+    yield* prepareRoot(root)
+
+    // Non-persistent services do not outlive their clients, and no client survives a restart.
+    for (const tenant of yield* store.listTenants) {
+      for (const service of yield* store.listServices(tenant.name)) {
+        if (service.persistent) continue
+        yield* Effect.ignore(removeServiceFile(root, service.id))
+        yield* Effect.ignore(store.deleteService(tenant.name, service.name))
+      }
+    }
+
+    const registry = yield* makeServiceRegistry({ root, store })
+    yield* Effect.addFinalizer(() => registry.closeAll)
+    const tls = options.insecure ? undefined : yield* loadTls({
+      dataDir: options.dataDir,
+      certFile: options.certFile,
+      keyFile: options.keyFile
+    })
+
+    let ready = false
+    const onHttp = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const body = (status: number, value: unknown) => {
+        res.writeHead(status, { "content-type": "application/json" })
+        res.end(JSON.stringify(value))
+      }
+      if (req.url === "/health") return body(200, { status: "ok", version: VERSION })
+      if (req.url === "/ready") return body(ready ? 200 : 503, { ready })
+      body(404, { error: "not found" })
+    }
+    const httpServer = tls ? https.createServer({ cert: tls.cert, key: tls.key }, onHttp) : http.createServer(onHttp)
+    const wss = new WebSocketServer({ server: httpServer, maxPayload: limits.maxPayload, perMessageDeflate: false })
+
+    const connections = yield* FiberSet.make()
+    const ctx = { store, registry, root, host: hostIdentity(), version: VERSION, limits }
+    const runConnection = yield* FiberSet.runtime(connections)<never>()
+    wss.on("connection", (ws) => {
+      runConnection(Effect.scoped(handleConnection(ws, ctx)))
+    })
+
+    const port = yield* Effect.async<number, CommyError>((resume) => {
+      httpServer.once("error", (cause) =>
+        resume(Effect.fail(new InvalidArgument({ message: `cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: ${cause.message}` }))))
+      httpServer.listen(options.port ?? DEFAULT_PORT, host, () => {
+        const address = httpServer.address()
+        resume(Effect.succeed(typeof address === "object" && address ? address.port : 0))
+      })
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        ready = false
+        // Interrupting the connection fibers closes each client with 1001 and a reason.
+        yield* FiberSet.clear(connections)
+        yield* Effect.async<void>((resume) => {
+          wss.close(() => resume(Effect.void))
+          for (const client of wss.clients) client.terminate()
+        })
+        yield* Effect.async<void>((resume) => {
+          httpServer.close(() => resume(Effect.void))
+          httpServer.closeAllConnections()
+        })
+      })
+    )
+    ready = true
+    const shown = host.includes(":") ? `[${host}]` : host
+    return { port, host, url: `${tls ? "wss" : "ws"}://${shown}:${port}`, tls } satisfies RunningServer
+  })

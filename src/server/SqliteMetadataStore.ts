@@ -1,0 +1,413 @@
+/**
+ * SqliteMetadataStore: the MetadataStore in one SQLite file (WAL), through @effect/sql.
+ *
+ * The database holds key hashes, so it is created 0600 in a 0700 directory before SQLite opens
+ * it. Foreign keys cascade: deleting a tenant removes its services, keys and (through the keys)
+ * grants. Every query is a parameterised `sql` template; every SQL failure is a StoreError,
+ * except the constraint violations that mean AlreadyExists / TenantNotFound.
+ *
+ * Several processes may share the file (the server and the admin CLI), so nothing is cached:
+ * a key revoked by the CLI stops working on the server's next `authenticate` / `rightsFor`.
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as path from "node:path"
+import {
+  AlreadyExists,
+  AuthenticationFailed,
+  InvalidArgument,
+  InvalidName,
+  ServiceNotFound,
+  StoreError,
+  TenantNotFound
+} from "../CommyError.js"
+import { checkName } from "../local/Directory.js"
+import { newServiceId } from "../local/ServiceFiles.js"
+import { digestKey, generateKey, hashKey, isKeyId, parseKey, verifyDigest } from "./ApiKeys.js"
+import { ensureDir, ensurePrivateFile } from "./DataDir.js"
+import {
+  type ApiKeyRecord,
+  type Grant,
+  MetadataStore,
+  type MetadataStoreService,
+  type Right,
+  type ServiceRecord,
+  type Tenant
+} from "./MetadataStore.js"
+
+export interface SqliteMetadataStoreOptions {
+  /** Path of the database file; it and its directory are created if missing. */
+  readonly filename: string
+}
+
+/** The service name that, in a grant, means every service of the tenant. */
+export const ALL_SERVICES = "*"
+
+/** Rights in canonical order (how they are stored and listed). */
+export const allRights: ReadonlyArray<Right> = ["read", "write", "admin"]
+
+export const isRight = (u: unknown): u is Right => allRights.includes(u as Right)
+
+/** Schema history; append new entries, never edit applied ones. */
+export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.SqlClient>> = {
+  "1_initial": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE tenants (
+      name TEXT PRIMARY KEY NOT NULL,
+      created_at INTEGER NOT NULL
+    ) STRICT`
+    yield* sql`CREATE TABLE services (
+      id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32 AND id NOT GLOB '*[^0-9a-f]*'),
+      tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+      name TEXT NOT NULL,
+      persistent INTEGER NOT NULL CHECK (persistent IN (0, 1)),
+      created_at INTEGER NOT NULL,
+      UNIQUE (tenant, name)
+    ) STRICT`
+    yield* sql`CREATE TABLE api_keys (
+      id TEXT PRIMARY KEY NOT NULL,
+      tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+      label TEXT NOT NULL,
+      hash TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      revoked_at INTEGER
+    ) STRICT`
+    // Cascading deletes look keys up by tenant.
+    yield* sql`CREATE INDEX api_keys_tenant ON api_keys (tenant)`
+    yield* sql`CREATE TABLE grants (
+      key_id TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+      service TEXT NOT NULL,
+      rights TEXT NOT NULL,
+      PRIMARY KEY (key_id, service)
+    ) STRICT`
+  })
+}
+
+// -- rows ------------------------------------------------------------------------------------
+
+interface TenantRow {
+  readonly name: string
+  readonly created_at: number
+}
+interface ServiceRow {
+  readonly id: string
+  readonly tenant: string
+  readonly name: string
+  readonly persistent: number
+  readonly created_at: number
+}
+interface KeyRow {
+  readonly id: string
+  readonly tenant: string
+  readonly label: string
+  readonly created_at: number
+  readonly revoked_at: number | null
+}
+interface GrantRow {
+  readonly key_id: string
+  readonly service: string
+  readonly rights: string
+}
+
+const toTenant = (row: TenantRow): Tenant => ({ name: row.name, createdAt: row.created_at })
+const toService = (row: ServiceRow): ServiceRecord => ({
+  id: row.id,
+  tenant: row.tenant,
+  name: row.name,
+  persistent: row.persistent === 1,
+  createdAt: row.created_at
+})
+const toKey = (row: KeyRow): ApiKeyRecord => ({
+  id: row.id,
+  tenant: row.tenant,
+  label: row.label,
+  createdAt: row.created_at,
+  revoked: row.revoked_at !== null
+})
+const parseRights = (stored: string): ReadonlyArray<Right> => stored.split(",").filter(isRight)
+const toGrant = (row: GrantRow): Grant => ({ keyId: row.key_id, service: row.service, rights: parseRights(row.rights) })
+
+// -- errors ----------------------------------------------------------------------------------
+
+/** better-sqlite3 error code (e.g. SQLITE_CONSTRAINT_FOREIGNKEY) carried by a SqlError. */
+const sqliteCode = (error: SqlError): string | undefined => {
+  const cause = error.cause as { code?: unknown } | undefined
+  return typeof cause?.code === "string" ? cause.code : undefined
+}
+
+const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
+
+const storeError = (operation: string) => (error: SqlError): StoreError =>
+  new StoreError({ message: `${operation}: ${describe(error.cause ?? error.message)}`, cause: error })
+
+// -- service ---------------------------------------------------------------------------------
+
+/** A service name: a valid name, and not the wildcard reserved for grants. */
+const checkServiceName = (name: string): InvalidName | undefined =>
+  name === ALL_SERVICES
+    ? new InvalidName({ message: `"${ALL_SERVICES}" is reserved for grants on every service`, name })
+    : checkName(name)
+
+/** Builds the store on a migrated SQL client (foreign keys must be on for the connection). */
+const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const now = () => Date.now()
+
+  const createTenant: MetadataStoreService["createTenant"] = (name) =>
+    Effect.gen(function*() {
+      const invalid = checkName(name)
+      if (invalid) return yield* invalid
+      const rows = yield* sql<TenantRow>`INSERT INTO tenants (name, created_at) VALUES (${name}, ${now()})
+        ON CONFLICT (name) DO NOTHING RETURNING name, created_at`.pipe(Effect.mapError(storeError("createTenant")))
+      if (rows.length === 0) return yield* new AlreadyExists({ message: `tenant ${JSON.stringify(name)} already exists` })
+      return toTenant(rows[0]!)
+    })
+
+  const getTenant: MetadataStoreService["getTenant"] = (name) =>
+    Effect.gen(function*() {
+      const rows = yield* sql<TenantRow>`SELECT name, created_at FROM tenants WHERE name = ${name}`.pipe(
+        Effect.mapError(storeError("getTenant"))
+      )
+      if (rows.length === 0) return yield* tenantNotFound(name)
+      return toTenant(rows[0]!)
+    })
+
+  const tenantNotFound = (tenant: string) =>
+    new TenantNotFound({ message: `no tenant ${JSON.stringify(tenant)}`, tenant })
+
+  /** Fails with TenantNotFound unless the tenant exists (lists would otherwise be silently empty). */
+  const requireTenant = (tenant: string) => Effect.asVoid(getTenant(tenant))
+
+  const listTenants: MetadataStoreService["listTenants"] = sql<TenantRow>`SELECT name, created_at FROM tenants
+    ORDER BY name`.pipe(Effect.map((rows) => rows.map(toTenant)), Effect.mapError(storeError("listTenants")))
+
+  const deleteTenant: MetadataStoreService["deleteTenant"] = (name) =>
+    Effect.gen(function*() {
+      // Writes first, so the transaction takes SQLite's write lock at once (no upgrade race).
+      const services = yield* sql<ServiceRow>`DELETE FROM services WHERE tenant = ${name}
+        RETURNING id, tenant, name, persistent, created_at`
+      const deleted = yield* sql<TenantRow>`DELETE FROM tenants WHERE name = ${name} RETURNING name, created_at`
+      if (deleted.length === 0) return yield* tenantNotFound(name)
+      return services.map(toService).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    }).pipe(sql.withTransaction, Effect.mapError((e) => (e._tag === "SqlError" ? storeError("deleteTenant")(e) : e)))
+
+  const createService: MetadataStoreService["createService"] = (input) =>
+    Effect.gen(function*() {
+      const invalid = checkServiceName(input.name)
+      if (invalid) return yield* invalid
+      const rows = yield* sql<ServiceRow>`INSERT INTO services (id, tenant, name, persistent, created_at)
+        VALUES (${newServiceId()}, ${input.tenant}, ${input.name}, ${input.persistent ? 1 : 0}, ${now()})
+        ON CONFLICT (tenant, name) DO NOTHING
+        RETURNING id, tenant, name, persistent, created_at`.pipe(
+        Effect.catchTag("SqlError", (e) =>
+          Effect.fail(
+            sqliteCode(e) === "SQLITE_CONSTRAINT_FOREIGNKEY" ? tenantNotFound(input.tenant) : storeError("createService")(e)
+          ))
+      )
+      if (rows.length === 0) {
+        return yield* new AlreadyExists({
+          message: `service ${JSON.stringify(input.name)} already exists in tenant ${JSON.stringify(input.tenant)}`
+        })
+      }
+      return toService(rows[0]!)
+    })
+
+  const serviceNotFound = (tenant: string, name: string) =>
+    new ServiceNotFound({ message: `no service ${JSON.stringify(name)} in tenant ${JSON.stringify(tenant)}`, service: name })
+
+  const getService: MetadataStoreService["getService"] = (tenant, name) =>
+    Effect.gen(function*() {
+      const rows = yield* sql<ServiceRow>`SELECT id, tenant, name, persistent, created_at FROM services
+        WHERE tenant = ${tenant} AND name = ${name}`.pipe(Effect.mapError(storeError("getService")))
+      if (rows.length === 0) return yield* serviceNotFound(tenant, name)
+      return toService(rows[0]!)
+    })
+
+  const listServices: MetadataStoreService["listServices"] = (tenant) =>
+    Effect.zipRight(
+      requireTenant(tenant),
+      sql<ServiceRow>`SELECT id, tenant, name, persistent, created_at FROM services WHERE tenant = ${tenant}
+        ORDER BY name`.pipe(Effect.map((rows) => rows.map(toService)), Effect.mapError(storeError("listServices")))
+    )
+
+  const deleteService: MetadataStoreService["deleteService"] = (tenant, name) =>
+    Effect.gen(function*() {
+      const rows = yield* sql<ServiceRow>`DELETE FROM services WHERE tenant = ${tenant} AND name = ${name}
+        RETURNING id, tenant, name, persistent, created_at`.pipe(Effect.mapError(storeError("deleteService")))
+      if (rows.length === 0) return yield* serviceNotFound(tenant, name)
+      return toService(rows[0]!)
+    })
+
+  /** Inserts a fresh key; a 48-bit id collision (primary key) is retried with a new key. */
+  const insertKey = (tenant: string, label: string) =>
+    Effect.suspend(() => {
+      const { id, key } = generateKey()
+      return sql<KeyRow>`INSERT INTO api_keys (id, tenant, label, hash, created_at, revoked_at)
+        VALUES (${id}, ${tenant}, ${label}, ${hashKey(key)}, ${now()}, NULL)
+        RETURNING id, tenant, label, created_at, revoked_at`.pipe(
+        Effect.map((rows) => ({ record: toKey(rows[0]!), secret: key }))
+      )
+    }).pipe(
+      Effect.retry({
+        schedule: Schedule.recurs(3),
+        while: (e) => sqliteCode(e) === "SQLITE_CONSTRAINT_PRIMARYKEY"
+      })
+    )
+
+  const createKey: MetadataStoreService["createKey"] = (input) =>
+    insertKey(input.tenant, input.label).pipe(
+      Effect.catchTag("SqlError", (e) =>
+        Effect.fail(
+          sqliteCode(e) === "SQLITE_CONSTRAINT_FOREIGNKEY" ? tenantNotFound(input.tenant) : storeError("createKey")(e)
+        ))
+    )
+
+  const listKeys: MetadataStoreService["listKeys"] = (tenant) =>
+    Effect.zipRight(
+      requireTenant(tenant),
+      sql<KeyRow>`SELECT id, tenant, label, created_at, revoked_at FROM api_keys WHERE tenant = ${tenant}
+        ORDER BY created_at, id`.pipe(Effect.map((rows) => rows.map(toKey)), Effect.mapError(storeError("listKeys")))
+    )
+
+  const keyNotFound = (tenant: string, keyId: string) =>
+    new InvalidArgument({ message: `no key ${JSON.stringify(keyId)} in tenant ${JSON.stringify(tenant)}` })
+
+  const revokeKey: MetadataStoreService["revokeKey"] = (tenant, keyId) =>
+    Effect.gen(function*() {
+      // Idempotent: revoking twice keeps the first revocation time.
+      const rows = yield* sql<{ id: string }>`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ${now()})
+        WHERE id = ${keyId} AND tenant = ${tenant} RETURNING id`.pipe(Effect.mapError(storeError("revokeKey")))
+      if (rows.length === 0) return yield* keyNotFound(tenant, keyId)
+    })
+
+  const grant: MetadataStoreService["grant"] = (input) =>
+    Effect.gen(function*() {
+      const { keyId, service, tenant } = input
+      if (service !== ALL_SERVICES) {
+        const invalid = checkName(service)
+        if (invalid) return yield* invalid
+      }
+      const unknown = input.rights.filter((r) => !isRight(r))
+      if (unknown.length > 0) {
+        return yield* new InvalidArgument({
+          message: `unknown rights ${JSON.stringify(unknown)}; rights are ${allRights.join(", ")}`
+        })
+      }
+      if (!isKeyId(keyId)) return yield* keyNotFound(tenant, keyId)
+      const rights = allRights.filter((r) => input.rights.includes(r)).join(",")
+      if (rights === "") {
+        const keys = yield* sql<{ id: string }>`SELECT id FROM api_keys WHERE id = ${keyId} AND tenant = ${tenant}`
+          .pipe(Effect.mapError(storeError("grant")))
+        if (keys.length === 0) return yield* keyNotFound(tenant, keyId)
+        yield* sql`DELETE FROM grants WHERE key_id = ${keyId} AND service = ${service}`.pipe(
+          Effect.mapError(storeError("grant"))
+        )
+        return
+      }
+      // One statement: the key must belong to the tenant, and the grant replaces any previous one.
+      const rows = yield* sql<{ key_id: string }>`INSERT INTO grants (key_id, service, rights)
+        SELECT id, ${service}, ${rights} FROM api_keys WHERE id = ${keyId} AND tenant = ${tenant}
+        ON CONFLICT (key_id, service) DO UPDATE SET rights = excluded.rights
+        RETURNING key_id`.pipe(Effect.mapError(storeError("grant")))
+      if (rows.length === 0) return yield* keyNotFound(tenant, keyId)
+    })
+
+  const listGrants: MetadataStoreService["listGrants"] = (tenant, keyId) =>
+    sql<GrantRow>`SELECT g.key_id, g.service, g.rights FROM grants g JOIN api_keys k ON k.id = g.key_id
+      WHERE g.key_id = ${keyId} AND k.tenant = ${tenant} ORDER BY g.service`.pipe(
+      Effect.map((rows) => rows.map(toGrant)),
+      Effect.mapError(storeError("listGrants"))
+    )
+
+  const authenticationFailed = new AuthenticationFailed({ message: "invalid API key for this tenant" })
+
+  const authenticate: MetadataStoreService["authenticate"] = (tenant, key) =>
+    Effect.gen(function*() {
+      const parsed = parseKey(key)
+      if (parsed === undefined) return yield* authenticationFailed
+      const rows = yield* sql<{ hash: string; revoked_at: number | null }>`SELECT hash, revoked_at FROM api_keys
+        WHERE id = ${parsed.id} AND tenant = ${tenant}`.pipe(Effect.mapError(storeError("authenticate")))
+      const row = rows[0]
+      // Compare even when there is no row, so an unknown id costs the same as a wrong secret.
+      const matches = verifyDigest(digestKey(key), row?.hash ?? "")
+      if (row === undefined || row.revoked_at !== null || !matches) return yield* authenticationFailed
+      return { tenant, keyId: parsed.id }
+    })
+
+  const rightsFor: MetadataStoreService["rightsFor"] = (principal, service) =>
+    // Joined with the key on every call, so revoking a key (or deleting its tenant) takes effect
+    // on connections authenticated before.
+    sql<{ rights: string }>`SELECT g.rights FROM grants g JOIN api_keys k ON k.id = g.key_id
+      WHERE g.key_id = ${principal.keyId} AND k.tenant = ${principal.tenant} AND k.revoked_at IS NULL
+        AND g.service IN (${service}, ${ALL_SERVICES})`.pipe(
+      Effect.map((rows) => new Set(rows.flatMap((row) => parseRights(row.rights))) as ReadonlySet<Right>),
+      Effect.mapError(storeError("rightsFor"))
+    )
+
+  return {
+    createTenant,
+    getTenant,
+    listTenants,
+    deleteTenant,
+    createService,
+    getService,
+    listServices,
+    deleteService,
+    createKey,
+    listKeys,
+    revokeKey,
+    grant,
+    listGrants,
+    authenticate,
+    rightsFor
+  }
+})
+
+// -- layer -----------------------------------------------------------------------------------
+
+/** Runs once per connection, before migrations: SQLite ignores this pragma inside transactions. */
+const setup = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`PRAGMA foreign_keys = ON`
+  yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "commy_migrations" })
+})
+
+/** Any failure while opening (including better-sqlite3 throwing from its constructor) as a StoreError. */
+const toStoreError = (filename: string) => (cause: Cause.Cause<unknown>): StoreError => {
+  const failure = Cause.squash(cause)
+  if (failure instanceof StoreError) return failure
+  const inner = (failure as { cause?: unknown }).cause
+  return new StoreError({
+    message: `cannot open the metadata database ${filename}: ${describe(inner ?? failure)}`,
+    cause: failure
+  })
+}
+
+/**
+ * The SQLite MetadataStore at `options.filename`, open for the layer's lifetime (the client's
+ * scope finaliser closes the database).
+ */
+export const layer = (options: SqliteMetadataStoreOptions): Layer.Layer<MetadataStore, StoreError> => {
+  const filename = path.resolve(options.filename)
+  const client = Layer.unwrapEffect(
+    Effect.gen(function*() {
+      // Only creates a missing directory: an existing one is the caller's (DataDir tightens data dirs).
+      yield* ensureDir(path.dirname(filename), { tighten: false })
+      yield* ensurePrivateFile(filename)
+      return SqliteClient.layer({ filename })
+    })
+  )
+  return Layer.effect(MetadataStore, Effect.zipRight(setup, make)).pipe(
+    Layer.provide(client),
+    Layer.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause) ? Layer.failCause(cause as Cause.Cause<never>) : Layer.fail(toStoreError(filename)(cause))
+    )
+  )
+}
