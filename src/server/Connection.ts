@@ -61,7 +61,14 @@ export const defaultLimits: Limits = {
   highWaterBytes: 4 * 1024 * 1024
 }
 
+/** Live counts, reported by GET /health. */
+export interface ServerStats {
+  connections: number
+  subscriptions: number
+}
+
 export interface ServerContext {
+  readonly stats: ServerStats
   readonly store: MetadataStoreService
   readonly registry: ServiceRegistry
   readonly root: string
@@ -92,6 +99,7 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
     let nextSub = 1
     const limits = ctx.limits
 
+    ctx.stats.connections++
     const send = (message: unknown) => {
       if (ws.readyState === ws.OPEN) ws.send(encodeFrame(message))
     }
@@ -123,7 +131,7 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
       }
 
       end(code: string, message: string) {
-        subscriptions.delete(this.id)
+        if (subscriptions.delete(this.id)) ctx.stats.subscriptions--
         send({ push: "ended", sub: this.id, code, message })
       }
 
@@ -332,6 +340,7 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
             const sub = new Subscription(nextSub++, service)
             // Registered before the snapshot: a change racing it is queued, sent after caught_up.
             subscriptions.set(sub.id, sub)
+            ctx.stats.subscriptions++
             service.subscribers.add(sub)
             const snapshot = yield* service.file.snapshot()
             const layout = yield* layoutOf(service.file)
@@ -370,6 +379,7 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
             const sub = subscriptions.get(req.sub)
             if (sub) {
               subscriptions.delete(req.sub)
+              ctx.stats.subscriptions--
               sub.service.subscribers.delete(sub)
             }
             return { result: {} }
@@ -431,7 +441,9 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
       clearTimeout(authTimer)
       clearInterval(heartbeat)
       for (const sub of subscriptions.values()) sub.service.subscribers.delete(sub)
+      ctx.stats.subscriptions -= subscriptions.size
       subscriptions.clear()
+      ctx.stats.connections--
       yield* FiberSet.clear(fibers)
       yield* ctx.registry.releaseAll(self)
     })

@@ -7,13 +7,13 @@ import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as http from "node:http"
 import * as https from "node:https"
-import * as path from "node:path"
 import { WebSocketServer } from "ws"
 import { type CommyError, InvalidArgument } from "../CommyError.js"
 import type { SimdDiff } from "../diff/SimdDiff.js"
 import { prepareRoot, removeServiceFile } from "../local/ServiceFiles.js"
 import type { NativeAddon } from "../native/NativeAddon.js"
 import { defaultLimits, handleConnection, type Limits } from "./Connection.js"
+import { servicesDir } from "./DataDir.js"
 import { hostIdentity } from "./HostIdentity.js"
 import { MetadataStore } from "./MetadataStore.js"
 import { makeServiceRegistry } from "./ServiceRegistry.js"
@@ -54,7 +54,7 @@ export const startServer = (
     }
     const limits: Limits = { ...defaultLimits, ...options.limits }
     const store = yield* MetadataStore
-    const root = path.join(options.dataDir, "services")
+    const root = servicesDir(options.dataDir)
     yield* prepareRoot(root)
 
     // Non-persistent services do not outlive their clients, and no client survives a restart.
@@ -75,12 +75,13 @@ export const startServer = (
     })
 
     let ready = false
+    const stats = { connections: 0, subscriptions: 0 }
     const onHttp = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const body = (status: number, value: unknown) => {
         res.writeHead(status, { "content-type": "application/json" })
         res.end(JSON.stringify(value))
       }
-      if (req.url === "/health") return body(200, { status: "ok", version: VERSION })
+      if (req.url === "/health") return body(200, { status: "ok", version: VERSION, ...stats })
       if (req.url === "/ready") return body(ready ? 200 : 503, { ready })
       body(404, { error: "not found" })
     }
@@ -88,7 +89,7 @@ export const startServer = (
     const wss = new WebSocketServer({ server: httpServer, maxPayload: limits.maxPayload, perMessageDeflate: false })
 
     const connections = yield* FiberSet.make()
-    const ctx = { store, registry, root, host: hostIdentity(), version: VERSION, limits }
+    const ctx = { store, registry, root, host: hostIdentity(), version: VERSION, limits, stats }
     const runConnection = yield* FiberSet.runtime(connections)<never>()
     wss.on("connection", (ws) => {
       runConnection(Effect.scoped(handleConnection(ws, ctx)))

@@ -4,6 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
+import * as https from "node:https"
 import { databaseFile } from "../../src/server/DataDir.js"
 import { MetadataStore, type Right } from "../../src/server/MetadataStore.js"
 import { layer as storeLayer } from "../../src/server/SqliteMetadataStore.js"
@@ -48,3 +49,14 @@ export const makeKey = (dataDir: string, setup: Setup): Effect.Effect<string, un
     }
     return secret
   }).pipe(Effect.provide(storeLayer({ filename: databaseFile(dataDir) })))
+
+/** GET /health over TLS, trusting the server's certificate. */
+export const health = (server: TestServer): Promise<{ status: string; connections: number; subscriptions: number }> =>
+  new Promise((resolve, reject) => {
+    const req = https.get(`https://127.0.0.1:${server.port}/health`, { ca: server.ca }, (res) => {
+      let body = ""
+      res.on("data", (d: Buffer) => (body += d.toString()))
+      res.on("end", () => resolve(JSON.parse(body)))
+    })
+    req.on("error", reject)
+  })
