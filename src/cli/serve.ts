@@ -34,6 +34,10 @@ const options = {
     Options.withDescription("Largest accepted frame in bytes"),
     Options.withDefault(1024 * 1024)
   ),
+  authTimeoutMs: Options.integer("auth-timeout-ms").pipe(
+    Options.withDescription("Close connections that have not authenticated within this time"),
+    Options.withDefault(10_000)
+  ),
   json: Options.boolean("json").pipe(Options.withDescription("Print the startup line as JSON"))
 }
 
@@ -53,6 +57,7 @@ interface ServeArgs {
   readonly key: Option.Option<string>
   readonly insecure: boolean
   readonly maxPayload: number
+  readonly authTimeoutMs: number
   readonly json: boolean
 }
 
@@ -63,7 +68,7 @@ const run = (dataDir: string, o: ServeArgs) =>
       host: o.host,
       port: o.port,
       insecure: o.insecure,
-      limits: { maxPayload: o.maxPayload },
+      limits: { maxPayload: o.maxPayload, authTimeoutMs: o.authTimeoutMs },
       ...Option.match(o.cert, { onNone: () => ({}), onSome: (certFile) => ({ certFile }) }),
       ...Option.match(o.key, { onNone: () => ({}), onSome: (keyFile) => ({ keyFile }) })
     })

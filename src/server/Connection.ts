@@ -427,6 +427,11 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
     }
 
     ws.on("message", onMessage)
+    // Protocol violations (oversized frame: 1009, bad opcode, invalid UTF-8...) arrive here; ws
+    // closes the socket itself with the matching code. Without a listener they would crash the server.
+    ws.on("error", (cause) => {
+      void Runtime.runFork(runtime)(Effect.logDebug(`connection error: ${cause.message}`))
+    })
 
     // Heartbeat: a peer that does not answer a ping within one period is gone.
     let alive = true

@@ -103,6 +103,10 @@ export const startServer = (
         resume(Effect.succeed(typeof address === "object" && address ? address.port : 0))
       })
     })
+    // After listening, a stray server error is logged, never an uncaught exception.
+    const logError = (cause: Error) => void runConnection(Effect.logError(`server socket error: ${cause.message}`))
+    httpServer.on("error", logError)
+    wss.on("error", logError)
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         ready = false
