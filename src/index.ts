@@ -6,6 +6,24 @@ export * from "./CommyError.js"
 
 // client
 export { Client, type ClientService, type LocalOptions, makeLocal, type OpenOptions } from "./client/Client.js"
+export { makeRemote, RemoteClient, type RemoteClientService } from "./client/RemoteClient.js"
+
+// remote
+export { openRemoteService, type RemoteService, type RemoteServiceOptions, type RemoteVariable } from "./remote/RemoteService.js"
+export {
+  connect,
+  type Credentials,
+  type RemoteSubscription,
+  type TransportOptions,
+  WssTransport,
+  type WssTransportService
+} from "./remote/WssTransport.js"
+export * as Protocol from "./protocol/Messages.js"
+
+// server
+export { DEFAULT_PORT, type RunningServer, type ServerOptions, startServer } from "./server/Server.js"
+export { MetadataStore, type MetadataStoreService, type Principal, type Right } from "./server/MetadataStore.js"
+export { layer as SqliteMetadataStoreLayer } from "./server/SqliteMetadataStore.js"
 
 // local files
 export { type CreateOptions, type Entry, type Header } from "./local/Directory.js"

@@ -10,9 +10,9 @@ import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import { type CommyError, ServiceNotFound, TypeMismatch, ValueTooLarge } from "../CommyError.js"
-import type { SimdDiff } from "../diff/SimdDiff.js"
+import { SimdDiff } from "../diff/SimdDiff.js"
 import { bufferServiceFile } from "../local/ServiceFiles.js"
 import type { Versioned } from "../local/Slots.js"
 import * as VarType from "../local/VarType.js"
@@ -72,7 +72,7 @@ export interface RemoteService {
   readonly writeBatch: (writes: ReadonlyArray<{ readonly name: string; readonly value: Uint8Array }>) => Effect.Effect<ReadonlyArray<number>, CommyError>
   readonly compareAndSet: (name: string, expected: number, value: Uint8Array) => Effect.Effect<number, CommyError>
   /** Change events as pushes arrive. */
-  readonly watch: (options?: WatchOptions) => Stream.Stream<FileChangeEvent, CommyError, SimdDiff>
+  readonly watch: (options?: WatchOptions) => Stream.Stream<FileChangeEvent, CommyError>
   /** Resolves when the mirror has caught up with the server again (after a reconnect too). */
   readonly caughtUp: Effect.Effect<void>
 }
@@ -221,7 +221,8 @@ export const openRemoteService = (
         Effect.map(request({ op: "write", ...target, writes: writes.map((w) => ({ name: w.name, value: w.value })) }, WriteResult), (r) => r.versions),
       compareAndSet: (variableName, expected, value) =>
         Effect.map(request({ op: "cas", ...target, name: variableName, expected, value }, CasResult), (r) => r.version),
-      watch: (watchOptions) => watch(mirror, { service: `${tenant}/${name}`, ...watchOptions }),
+      watch: (watchOptions) =>
+        watch(mirror, { service: `${tenant}/${name}`, ...watchOptions }).pipe(Stream.provideLayer(SimdDiff.layer)),
       caughtUp: Effect.suspend(() => Deferred.await(caughtUp))
     }
     return service

@@ -1,0 +1,61 @@
+/**
+ * RemoteClient: services on a Commy server, through one WSS connection (WssTransport) that
+ * reconnects and resumes by itself. Opened services mirror the server's variables locally, so
+ * reads cost what local reads cost; writes go to the server.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type { CommyError } from "../CommyError.js"
+import { Empty, LocateResult, type ServiceInfo, ServiceListResult, ServiceResult } from "../protocol/Messages.js"
+import { openRemoteService, type RemoteService, type RemoteServiceOptions } from "../remote/RemoteService.js"
+import { type TransportOptions, WssTransport } from "../remote/WssTransport.js"
+import { hostIdentity } from "../server/HostIdentity.js"
+
+export interface RemoteClientService {
+  readonly createService: (
+    tenant: string,
+    name: string,
+    options?: { readonly persistent?: boolean; readonly capacity?: number; readonly maxVariables?: number }
+  ) => Effect.Effect<ServiceInfo, CommyError>
+  readonly getService: (tenant: string, name: string) => Effect.Effect<ServiceInfo, CommyError>
+  readonly listServices: (tenant: string) => Effect.Effect<ReadonlyArray<ServiceInfo>, CommyError>
+  readonly deleteService: (tenant: string, name: string) => Effect.Effect<void, CommyError>
+  /** Subscribes and mirrors the service until the scope closes. */
+  readonly openService: (
+    tenant: string,
+    name: string,
+    options?: RemoteServiceOptions
+  ) => Effect.Effect<RemoteService, CommyError, Scope.Scope>
+  /** Where the service's file is, and whether it is on this machine (mappable directly). */
+  readonly locate: (tenant: string, name: string) => Effect.Effect<
+    { readonly host: string; readonly path: string; readonly size: number; readonly sameHost: boolean },
+    CommyError
+  >
+}
+
+export const makeRemote: Effect.Effect<RemoteClientService, never, WssTransport> = Effect.gen(function*() {
+  const transport = yield* WssTransport
+  return {
+    createService: (tenant, name, options = {}) =>
+      Effect.map(transport.request({ op: "service.create", tenant, service: name, ...options }, ServiceResult), (r) => r.service),
+    getService: (tenant, name) =>
+      Effect.map(transport.request({ op: "service.get", tenant, service: name }, ServiceResult), (r) => r.service),
+    listServices: (tenant) =>
+      Effect.map(transport.request({ op: "service.list", tenant }, ServiceListResult), (r) => r.services),
+    deleteService: (tenant, name) => Effect.asVoid(transport.request({ op: "service.delete", tenant, service: name }, Empty)),
+    openService: (tenant, name, options) => openRemoteService(transport, tenant, name, options),
+    locate: (tenant, name) =>
+      Effect.map(
+        transport.request({ op: "locate", tenant, service: name }, LocateResult),
+        (r) => ({ ...r, sameHost: r.host === hostIdentity() })
+      )
+  }
+})
+
+export class RemoteClient extends Context.Tag("commy/RemoteClient")<RemoteClient, RemoteClientService>() {
+  /** Connects (and authenticates) when built; fails if the first connection fails. */
+  static readonly layer = (options: TransportOptions): Layer.Layer<RemoteClient, CommyError> =>
+    Layer.effect(RemoteClient, makeRemote).pipe(Layer.provide(WssTransport.layer(options)))
+}
