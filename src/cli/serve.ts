@@ -38,6 +38,10 @@ const options = {
     Options.withDescription("Close connections that have not authenticated within this time"),
     Options.withDefault(10_000)
   ),
+  slowConsumerMs: Options.integer("slow-consumer-ms").pipe(
+    Options.withDescription("Close a subscriber whose pushes stay backed up this long"),
+    Options.withDefault(10_000)
+  ),
   json: Options.boolean("json").pipe(Options.withDescription("Print the startup line as JSON"))
 }
 
@@ -58,6 +62,7 @@ interface ServeArgs {
   readonly insecure: boolean
   readonly maxPayload: number
   readonly authTimeoutMs: number
+  readonly slowConsumerMs: number
   readonly json: boolean
 }
 
@@ -68,7 +73,7 @@ const run = (dataDir: string, o: ServeArgs) =>
       host: o.host,
       port: o.port,
       insecure: o.insecure,
-      limits: { maxPayload: o.maxPayload, authTimeoutMs: o.authTimeoutMs },
+      limits: { maxPayload: o.maxPayload, authTimeoutMs: o.authTimeoutMs, slowConsumerMs: o.slowConsumerMs },
       ...Option.match(o.cert, { onNone: () => ({}), onSome: (certFile) => ({ certFile }) }),
       ...Option.match(o.key, { onNone: () => ({}), onSome: (keyFile) => ({ keyFile }) })
     })
