@@ -27,6 +27,8 @@ import {
   JOURNAL_ENTRY_SIZE,
   JOURNAL_OFFSET,
   MAX_BATCH,
+  SLEEPERS,
+  SLEEPERS_OFFSET,
   S_COPIES,
   S_OWNER,
   S_SEQ,
@@ -266,6 +268,40 @@ export class SlotMemory {
     items.forEach((item, i) => (this.ownVersions[item.ref.index] = versions[i]!))
     this.changed()
     return versions
+  }
+
+  /**
+   * Counts this process in the header's waiter count before a watcher sleeps; returns the
+   * release. The per-process entry in the sleeper table lets survivors undo a dead sleeper.
+   */
+  registerSleeper(): () => void {
+    const { words, pid } = this
+    let entry = -1
+    for (let i = 0; i < SLEEPERS && entry < 0; i++) {
+      const at = (SLEEPERS_OFFSET + i * 8) >>> 2
+      const owner = Atomics.load(words, at)
+      if (owner === pid || (owner === 0 && Atomics.compareExchange(words, at, 0, pid) === 0)) entry = at
+    }
+    // Table full: still counted, just not repairable if this process dies asleep.
+    if (entry >= 0) Atomics.add(words, entry + 1, 1)
+    Atomics.add(words, H_WAITERS >>> 2, 1)
+    return () => {
+      Atomics.sub(words, H_WAITERS >>> 2, 1)
+      if (entry >= 0) Atomics.sub(words, entry + 1, 1)
+    }
+  }
+
+  /** Subtracts sleepers whose process died (killed while asleep). */
+  reapSleepers(): void {
+    const { words } = this
+    for (let i = 0; i < SLEEPERS; i++) {
+      const at = (SLEEPERS_OFFSET + i * 8) >>> 2
+      const owner = Atomics.load(words, at)
+      if (owner === 0 || owner === this.pid || processAlive(owner)) continue
+      const count = Atomics.exchange(words, at + 1, 0)
+      if (count > 0) Atomics.sub(words, H_WAITERS >>> 2, count)
+      Atomics.compareExchange(words, at, owner, 0)
+    }
   }
 
   /** Bumps the change generation and wakes sleeping watchers, if any (else no syscall). */

@@ -14,7 +14,7 @@ import * as Stream from "effect/Stream"
 import { type CommyError, LockTimeout } from "../CommyError.js"
 import { SimdDiff } from "../diff/SimdDiff.js"
 import type { Entry } from "./Directory.js"
-import { H_CHANGE_GEN, H_WAITERS, slotSize } from "./layout.js"
+import { H_CHANGE_GEN, slotSize } from "./layout.js"
 import { slotRef } from "./Slots.js"
 import * as VarType from "./VarType.js"
 import type { VirtualFile } from "./VirtualFile.js"
@@ -176,23 +176,25 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
     }
 
     const generationIndex = H_CHANGE_GEN >>> 2
-    const waitersIndex = H_WAITERS >>> 2
     /** Sleeps until the change generation moves from `seen` (or maxSleep passes). */
     const sleepFrom = (seen: number) =>
       accessor.writable
         ? Effect.acquireUseRelease(
           // Registered before the last check, so a writer that bumps after it sees us and wakes.
-          Effect.sync(() => Atomics.add(memory.words, waitersIndex, 1)),
+          Effect.sync(() => memory.registerSleeper()),
           () => Atomics.load(memory.words, generationIndex) === seen
-            ? accessor.wait(H_CHANGE_GEN, seen, maxSleep)
+            ? Effect.flatMap(accessor.wait(H_CHANGE_GEN, seen, maxSleep), (result) =>
+              // A quiet period: a good moment to undo sleepers that died asleep.
+              result === "timeout" ? Effect.sync(() => memory.reapSleepers()) : Effect.void)
             : Effect.void,
-          () => Effect.sync(() => Atomics.sub(memory.words, waitersIndex, 1))
+          (release) => Effect.sync(release)
         )
         // A read-only mapping cannot register as a waiter: poll the generation instead.
         : Effect.sleep(Duration.millis(Math.min(2, Duration.toMillis(Duration.decode(maxSleep)))))
 
     // Initial shadow: the state at subscription.
     {
+      if (accessor.writable) memory.reapSleepers()
       const failed = syncLayout()
       if (failed) return yield* Effect.fail(failed)
       shadow.set(bytes.subarray(dataOffset, dataOffset + shadow.length))

@@ -27,6 +27,11 @@ export const H_BATCH_OWNER = 72 // u32: pid holding the batch lock, 0 = free
 export const H_BATCH_SEQ = 76 // u32: odd while a batch is being committed
 export const H_JOURNAL_COUNT = 80 // u32: entries in the batch journal while committing
 
+// Sleeper table: which processes are counted in H_WAITERS, so a watcher killed while asleep
+// can be subtracted again by any other watcher (else every write would pay a futex syscall).
+export const SLEEPERS_OFFSET = 256 // SLEEPERS × [u32 pid, u32 count]
+export const SLEEPERS = 64
+
 export const JOURNAL_OFFSET = 4096
 export const JOURNAL_ENTRY_SIZE = 16 // u64 slot offset, u32 target seq, u32 reserved
 export const MAX_BATCH = 256

@@ -146,4 +146,31 @@ describe("service files across processes", () => {
       watcher.kill("SIGTERM")
       expect(Object.fromEntries(latest)).toEqual(Object.fromEntries(finals))
     })), 60_000)
+
+  it.live("a watcher killed while asleep is subtracted from the waiter count by the next watcher", () =>
+    live(Effect.gen(function*() {
+      const { id, root } = yield* setup
+      const vf = yield* openServiceFile(root, id)
+      yield* vf.define("x", Var.u32)
+      const waiters = () => Atomics.load(vf.memory.words, 68 >>> 2)
+      const settled = (expected: number) =>
+        Effect.eventually(Effect.suspend(() => (waiters() === expected ? Effect.void : Effect.fail("not yet"))).pipe(
+          Effect.zipLeft(Effect.sleep("10 millis"))
+        )).pipe(Effect.timeout("10 seconds"))
+
+      const first = startChild("vfChild.ts", ["watch", root, id, "1"])
+      yield* Effect.promise(() => first.waitForLine((l) => l === "ready"))
+      yield* settled(1)
+      first.kill("SIGKILL")
+      yield* Effect.promise(() => first.exited)
+      expect(waiters()).toBe(1) // the dead sleeper is still counted: writes would pay a wake syscall
+
+      const second = startChild("vfChild.ts", ["watch", root, id, "1"])
+      yield* Effect.promise(() => second.waitForLine((l) => l === "ready"))
+      yield* settled(1) // the first was reaped, the second counts
+      second.kill("SIGKILL")
+      yield* Effect.promise(() => second.exited)
+      vf.memory.reapSleepers()
+      expect(waiters()).toBe(0)
+    })), 60_000)
 })
