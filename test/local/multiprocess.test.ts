@@ -95,7 +95,29 @@ describe("service files across processes", () => {
       expect(v.unsafeGet()).toBe(0)
     })))
 
-  it.live("(c) creators killed mid-create leave no partial service file", () =>
+  it.live("(c) creators killed with SIGKILL mid-create, 20 times, leave only complete service files", () =>
+    live(Effect.gen(function*() {
+      const root = yield* tempDir
+      for (let round = 0; round < 20; round++) {
+        const creator = startChild("createChild.ts", [root])
+        yield* Effect.promise(() => creator.waitForLine((l) => l === "ready"))
+        yield* Effect.sleep(`${Math.floor(Math.random() * 10)} millis`)
+        creator.kill("SIGKILL")
+        yield* Effect.promise(() => creator.exited)
+      }
+      const leftovers = fs.readdirSync(root).filter((n) => n.startsWith(".tmp-")).length
+      console.log(`creators killed mid-create left ${leftovers} temp files for prepareRoot to remove`)
+      yield* prepareRoot(root)
+      const names = fs.readdirSync(root)
+      expect(names.filter((n) => !/^service_[0-9a-f]{32}\.mem$/.test(n))).toEqual([])
+      expect(names.length).toBeGreaterThanOrEqual(20)
+      for (const name of names) {
+        const id = /^service_([0-9a-f]{32})\.mem$/.exec(name)![1]!
+        yield* Effect.scoped(openServiceFile(root, id)) // a complete, valid header every time
+      }
+    })), 120_000)
+
+  it.live("(c) a temp file left by a dead creator is removed when the root is prepared", () =>
     live(Effect.gen(function*() {
       const root = yield* tempDir
       // A temp file of a dead creator (pid 999999 is above pid_max's default), as a kill between
