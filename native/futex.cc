@@ -11,15 +11,11 @@
 
 namespace commy {
 
-namespace {
-
 int64_t MonotonicNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
-
-}  // namespace
 
 #if defined(__linux__)
 
@@ -63,7 +59,6 @@ long FutexWake(const uint32_t*, int) { return -ENOSYS; }
 
 FutexWaitStatus FutexWait(const uint32_t*, uint32_t, int64_t, int* err) {
   if (err) *err = ENOSYS;
-  (void)MonotonicNs;
   return FutexWaitStatus::kError;
 }
 

@@ -7,6 +7,9 @@
 
 namespace commy {
 
+// CLOCK_MONOTONIC in nanoseconds (deadlines for waits and lock polling).
+int64_t MonotonicNs();
+
 enum class FutexWaitStatus { kWoken, kTimeout, kMismatch, kError };
 
 // Wakes up to `count` waiters on `addr`. Returns the number woken, or -errno.

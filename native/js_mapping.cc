@@ -12,17 +12,12 @@
 #include "addon.h"
 #include "args.h"
 #include "errors.h"
+#include "futex.h"
 #include "js_waiter.h"
 
 namespace commy {
 
 namespace {
-
-int64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
-}
 
 // ArrayBuffer finalizer: drops the buffer's share of the mapping.
 void FinalizeBuffer(napi_env /*env*/, void* /*data*/, void* hint) {

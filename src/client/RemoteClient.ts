@@ -7,11 +7,15 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type { CommyError } from "../CommyError.js"
+import { type CommyError, PermissionDenied } from "../CommyError.js"
 import { Empty, LocateResult, type ServiceInfo, ServiceListResult, ServiceResult } from "../protocol/Messages.js"
 import { openRemoteService, type RemoteService, type RemoteServiceOptions } from "../remote/RemoteService.js"
 import { type TransportOptions, WssTransport } from "../remote/WssTransport.js"
 import { hostIdentity } from "../server/HostIdentity.js"
+import { openServiceFile } from "../local/ServiceFiles.js"
+import type { VirtualFile } from "../local/VirtualFile.js"
+import { NativeAddon } from "../native/NativeAddon.js"
+import * as path from "node:path"
 
 export interface RemoteClientService {
   readonly createService: (
@@ -28,6 +32,18 @@ export interface RemoteClientService {
     name: string,
     options?: RemoteServiceOptions
   ) => Effect.Effect<RemoteService, CommyError, Scope.Scope>
+  /**
+   * The hybrid fast path: when the server runs on this machine (same host id) and this OS user
+   * can open its file, maps the service directly: nanosecond reads and writes, no network.
+   * The server sees those writes through its watcher and pushes them to remote subscribers.
+   * Needs the `write` right for a writable mapping, `read` otherwise; fails with
+   * PERMISSION_DENIED when the server is on another host.
+   */
+  readonly openLocal: (
+    tenant: string,
+    name: string,
+    options?: { readonly writable?: boolean }
+  ) => Effect.Effect<VirtualFile, CommyError, Scope.Scope>
   /** Where the service's file is, and whether it is on this machine (mappable directly). */
   readonly locate: (tenant: string, name: string) => Effect.Effect<
     { readonly host: string; readonly path: string; readonly size: number; readonly sameHost: boolean },
@@ -37,6 +53,11 @@ export interface RemoteClientService {
 
 export const makeRemote: Effect.Effect<RemoteClientService, never, WssTransport> = Effect.gen(function*() {
   const transport = yield* WssTransport
+  const locate = (tenant: string, name: string, writable = false) =>
+    Effect.map(
+      transport.request({ op: "locate", tenant, service: name, writable }, LocateResult),
+      (r) => ({ ...r, sameHost: r.host === hostIdentity() })
+    )
   return {
     createService: (tenant, name, options = {}) =>
       Effect.map(transport.request({ op: "service.create", tenant, service: name, ...options }, ServiceResult), (r) => r.service),
@@ -46,11 +67,18 @@ export const makeRemote: Effect.Effect<RemoteClientService, never, WssTransport>
       Effect.map(transport.request({ op: "service.list", tenant }, ServiceListResult), (r) => r.services),
     deleteService: (tenant, name) => Effect.asVoid(transport.request({ op: "service.delete", tenant, service: name }, Empty)),
     openService: (tenant, name, options) => openRemoteService(transport, tenant, name, options),
-    locate: (tenant, name) =>
-      Effect.map(
-        transport.request({ op: "locate", tenant, service: name }, LocateResult),
-        (r) => ({ ...r, sameHost: r.host === hostIdentity() })
-      )
+    openLocal: (tenant, name, options = {}) =>
+      Effect.gen(function*() {
+        const writable = options.writable ?? true
+        // The server checks the grant: `write` for a writable mapping, `read` otherwise.
+        const where = yield* locate(tenant, name, writable)
+        if (!where.sameHost) {
+          return yield* new PermissionDenied({ message: `${tenant}/${name} lives on another host: use openService` })
+        }
+        const id = /service_([0-9a-f]{32})\.mem$/.exec(where.path)?.[1] ?? ""
+        return yield* openServiceFile(path.dirname(where.path), id, { writable }).pipe(Effect.provide(NativeAddon.layer))
+      }),
+    locate: (tenant, name) => locate(tenant, name)
   }
 })
 

@@ -95,10 +95,8 @@ export const makeLocal = (
           () => effect,
           () => Effect.orDie(mapped.unlock)
         ),
-      wake: (offset) => {
-        // Best effort by design: a failed wake only delays watchers until their timeout.
-        Effect.runSync(Effect.ignore(mapped.wake(offset)))
-      },
+      // Best effort by design: a failed wake only delays watchers until their timeout.
+      wake: (offset) => void mapped.unsafeWake(offset),
       wait: (offset, expected, timeout) => mapped.wait(offset, expected, timeout)
     } satisfies FileAccessorService
   })

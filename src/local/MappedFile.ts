@@ -38,6 +38,8 @@ export interface MappedFile {
   readonly unlock: Effect.Effect<void, CommyError>
   /** Wakes up to `count` processes waiting on the 32-bit word at `offset`. */
   readonly wake: (offset: number, count?: number) => Effect.Effect<number, CommyError>
+  /** The same, synchronous and best effort (false on any failure): for the write path. */
+  readonly unsafeWake: (offset: number) => boolean
   /**
    * Waits (off the JS thread) while the 32-bit word at `offset` equals `expected`, up to
    * `timeout`. Interrupting the effect cancels the native wait. "woken" may be spurious.
@@ -104,6 +106,14 @@ const make = (path: string, mapping: NativeMapping): MappedFile => {
       }),
     unlock: attempt("MappedFile.unlock", () => mapping.unlock()),
     wake: (offset, count = 0x7fffffff) => attempt("MappedFile.wake", () => mapping.wake(offset, count)),
+    unsafeWake: (offset) => {
+      try {
+        mapping.wake(offset, 0x7fffffff)
+        return true
+      } catch {
+        return false
+      }
+    },
     wait
   }
 }

@@ -328,7 +328,8 @@ export class SlotMemory {
    */
   private fill<A>(ref: SlotRef, type: VarType<A>, value: A, explicit?: number): number {
     const { view } = this
-    const seq = Atomics.load(this.words, (ref.slot + S_SEQ) >>> 2)
+    // A plain load: the caller owns the slot, so only it changes seq (saves an Atomics call).
+    const seq = this.words[(ref.slot + S_SEQ) >>> 2]!
     const active = ref.slot + S_COPIES + (seq & 1) * ref.copy
     const next = ref.slot + S_COPIES + ((seq + 1) & 1) * ref.copy
     const version = explicit ?? getU64(view, active + C_VERSION) + 1

@@ -57,7 +57,8 @@ export const Subscribe = request("subscribe", {
   serviceId: Schema.optional(Schema.String)
 })
 export const Unsubscribe = request("unsubscribe", { sub: Id })
-export const Locate = request("locate", Target)
+/** Where the service file is; `writable: true` also asks for the write right (to map it writable). */
+export const Locate = request("locate", { ...Target, writable: Schema.optional(Schema.Boolean) })
 
 export const Request = Schema.Union(
   Hello,

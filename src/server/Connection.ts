@@ -386,7 +386,7 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
           })
         case "locate":
           return Effect.gen(function*() {
-            const service = yield* use(req.tenant, req.service, "read")
+            const service = yield* use(req.tenant, req.service, req.writable ? "write" : "read")
             return {
               result: { host: ctx.host, path: servicePath(ctx.root, service.record.id), size: service.file.accessor.buffer.byteLength }
             }
