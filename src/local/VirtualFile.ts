@@ -355,23 +355,24 @@ export class VirtualFile {
     const memory = this.memory
     const ref = slotRef(entry)
     const name = entry.name
+    const hot = memory.handle(ref, type)
     const writeChecked = (value: A): number | WriteError => {
       if (!memory.writable) return new PermissionDenied({ message: `cannot write ${name}: the file is open read-only` })
       const problem = type.check(value)
       if (problem !== undefined) return valueError(name, type, problem)
-      return memory.write(ref, type, value)
+      return hot.set(value)
     }
     const handle: Variable<A> = {
       name,
       type,
-      unsafeGet: () => memory.read(ref, type),
+      unsafeGet: hot.get,
       unsafeSet: (value) => {
         const result = writeChecked(value)
         // The one deliberate throw: the synchronous fast path has no error channel.
         if (typeof result !== "number") throw result
         return result
       },
-      get: Effect.sync(() => memory.read(ref, type)),
+      get: Effect.sync(hot.get),
       getVersioned: Effect.sync(() => memory.readVersioned(ref, type)),
       version: Effect.sync(() => memory.version(ref)),
       set: (value) =>
