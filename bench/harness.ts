@@ -1,0 +1,192 @@
+/**
+ * The timing harness shared by the benchmark groups.
+ *
+ * Nanosecond operations are timed in batches: each case supplies its own loop
+ * (`run(iterations)`) so every hot call site stays monomorphic (closures made from one shared
+ * loop literal would share V8's feedback and go megamorphic). A case returns a number derived
+ * from its results, which is accumulated into a module-level sink and printed at exit, so V8
+ * cannot eliminate the work. Trials of all cases of a group are interleaved round-robin, so a
+ * noisy neighbour hurts every contender alike; we report the median and the minimum per case.
+ * Nothing is subtracted: the loop overhead shows in the raw DataView baseline instead.
+ */
+
+/** What a group hands back to the runner: one line per target, met or not. */
+export interface GroupSummary {
+  readonly lines: ReadonlyArray<string>
+}
+
+/** Accumulated results of every timed loop. Printed at the end of the run. */
+let sink = 0
+
+/** Keeps a value observable so the work that produced it cannot be dead-code-eliminated. */
+export const consume = (value: number): void => {
+  sink += value
+}
+
+export const sinkValue = (): number => sink
+
+const start = process.hrtime.bigint()
+
+/** Progress goes to stderr, tables to stdout: `npm run bench > results.md` keeps only tables. */
+export const progress = (message: string): void => {
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  process.stderr.write(`[${seconds.toFixed(1).padStart(6)} s] ${message}\n`)
+}
+
+export const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >>> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** Nearest-rank percentile of an ascending array. */
+export const percentile = (sorted: ArrayLike<number>, p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+
+export interface SyncCase {
+  readonly name: string
+  /** Runs the operation `iterations` times; returns a number derived from the results. */
+  readonly run: (iterations: number) => number
+  /** Per-call units of work (e.g. bytes), for throughput; default 1. */
+  readonly units?: number
+}
+
+export interface Timing {
+  readonly name: string
+  /** Median over trials, nanoseconds per call. */
+  readonly medianNs: number
+  /** Best trial, nanoseconds per call. */
+  readonly minNs: number
+  readonly iterations: number
+  readonly trials: number
+}
+
+export interface SyncOptions {
+  /** Timed trials per case. */
+  readonly trials?: number
+  /** Warm-up time per case before calibration, ms. */
+  readonly warmupMs?: number
+  /** Wanted duration of one trial, ms: sets the batch size. */
+  readonly trialMs?: number
+  readonly minIterations?: number
+  readonly maxIterations?: number
+}
+
+const timeBatch = (run: (iterations: number) => number, iterations: number): number => {
+  const t0 = process.hrtime.bigint()
+  const result = run(iterations)
+  const t1 = process.hrtime.bigint()
+  consume(result)
+  return Number(t1 - t0)
+}
+
+/** A round batch size (1, 2 or 5 times a power of ten) near `n`, clamped. */
+const roundBatch = (n: number, min: number, max: number): number => {
+  const clamped = Math.min(max, Math.max(min, n))
+  const p = 10 ** Math.floor(Math.log10(clamped))
+  const m = clamped / p
+  return Math.max(min, Math.min(max, (m >= 5 ? 5 : m >= 2 ? 2 : 1) * p))
+}
+
+/**
+ * Times every case: warm up, calibrate a batch size so a trial lasts about `trialMs`, then run
+ * `trials` rounds, each timing one batch of every case in turn.
+ */
+export const measureSync = (cases: ReadonlyArray<SyncCase>, options: SyncOptions = {}): Array<Timing> => {
+  const trials = options.trials ?? 9
+  const warmupMs = options.warmupMs ?? 200
+  const trialMs = options.trialMs ?? 60
+  const minIterations = options.minIterations ?? 1
+  const maxIterations = options.maxIterations ?? 1e7
+  const batches = cases.map((c) => {
+    // Warm up with growing batches until warmupMs passed: optimised code before timing.
+    let n = 1
+    let spent = 0
+    let perOp = 0
+    for (let runs = 0; spent < warmupMs * 1e6 || runs < 3; runs++) {
+      const ns = timeBatch(c.run, n)
+      spent += ns
+      perOp = ns / n
+      if (ns < 5e6 && n < maxIterations) n *= 4
+    }
+    // Calibrate on one more batch of the warmed-up code.
+    perOp = Math.min(perOp, timeBatch(c.run, n) / n)
+    return roundBatch(Math.ceil((trialMs * 1e6) / Math.max(perOp, 0.01)), minIterations, maxIterations)
+  })
+  const samples = cases.map(() => [] as Array<number>)
+  for (let t = 0; t < trials; t++) {
+    cases.forEach((c, i) => samples[i]!.push(timeBatch(c.run, batches[i]!) / batches[i]!))
+  }
+  return cases.map((c, i) => ({
+    name: c.name,
+    medianNs: median(samples[i]!),
+    minNs: Math.min(...samples[i]!),
+    iterations: batches[i]!,
+    trials
+  }))
+}
+
+export interface AsyncCase {
+  readonly name: string
+  /** Runs the operation `iterations` times, one after another; resolves to a derived number. */
+  readonly run: (iterations: number) => Promise<number>
+}
+
+/** Like measureSync for operations that await (network round trips): fixed batch size. */
+export const measureAsync = async (
+  cases: ReadonlyArray<AsyncCase>,
+  options: { readonly trials?: number; readonly iterations: number; readonly warmup: number }
+): Promise<Array<Timing>> => {
+  const trials = options.trials ?? 9
+  for (const c of cases) consume(await c.run(options.warmup))
+  const samples = cases.map(() => [] as Array<number>)
+  for (let t = 0; t < trials; t++) {
+    for (const [i, c] of cases.entries()) {
+      const t0 = process.hrtime.bigint()
+      const result = await c.run(options.iterations)
+      const t1 = process.hrtime.bigint()
+      consume(result)
+      samples[i]!.push(Number(t1 - t0) / options.iterations)
+    }
+  }
+  return cases.map((c, i) => ({
+    name: c.name,
+    medianNs: median(samples[i]!),
+    minNs: Math.min(...samples[i]!),
+    iterations: options.iterations,
+    trials
+  }))
+}
+
+// ---------- formatting ----------
+
+/** A markdown pipe table, columns padded so it also reads well in a terminal. */
+export const table = (
+  headers: ReadonlyArray<string>,
+  rows: ReadonlyArray<ReadonlyArray<string>>,
+  align?: ReadonlyArray<"l" | "r">
+): string => {
+  const widths = headers.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)))
+  const right = (c: number) => (align ? align[c] === "r" : c > 0)
+  const line = (cells: ReadonlyArray<string>) =>
+    "| " + cells.map((cell, c) => (right(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join(" | ") + " |"
+  const rule = "|" + widths.map((w, c) => (right(c) ? "-".repeat(w + 1) + ":" : ":" + "-".repeat(w + 1))).join("|") + "|"
+  return [line(headers), rule, ...rows.map(line)].join("\n")
+}
+
+/** Significant-figure formatting for table cells. */
+export const fmt = (value: number, digits = 3): string => {
+  if (!Number.isFinite(value)) return String(value)
+  if (value === 0) return "0"
+  const abs = Math.abs(value)
+  if (abs >= 10 ** digits) return Math.round(value).toString()
+  if (abs < 1e-3) return value.toExponential(digits - 1)
+  const text = value.toPrecision(digits)
+  return text.includes(".") ? text.replace(/0+$/, "").replace(/\.$/, "") : text
+}
+
+export const ratio = (value: number): string => (value >= 100 ? `${Math.round(value)}×` : `${fmt(value)}×`)
+
+export const output = (text: string): void => {
+  process.stdout.write(text + "\n")
+}

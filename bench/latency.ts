@@ -1,0 +1,192 @@
+/**
+ * Group `latency`: how long after one process writes does another process's Watcher see it?
+ *
+ * This process (A) writes an f64 variable whose value is its `process.hrtime.bigint()`
+ * (CLOCK_MONOTONIC, the same clock in every process), a write every ~1 ms so each is its own
+ * wake; the child (B) runs `watch(vf, { values: true })` and records now − written per event.
+ * For reference, in the same run and interleaved write by write: a bare futex ping through the
+ * addon's native waiter (word + timestamp in a 4 KiB file, FUTEX_WAKE from here), the floor
+ * under the Watcher's path; and the Watcher's sleep alone (`accessor.wait` in an Effect fiber,
+ * then `unsafeGet`), which splits the Watcher's time into waking up and scanning.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { createServiceFile, openServiceFile } from "../src/local/ServiceFiles.js"
+import * as Var from "../src/local/VarType.js"
+import { loadNative, NativeAddon } from "../src/native/NativeAddon.js"
+import { type LiveChild, removeBundles, startChild } from "./child.js"
+import { fmt, type GroupSummary, output, percentile, progress, ratio, table } from "./harness.js"
+
+const WARMUP = 200
+const SAMPLES = 2000
+const SPACING_MS = 1
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const hrnow = () => Number(process.hrtime.bigint())
+
+interface Distribution {
+  readonly name: string
+  readonly sent: number
+  readonly received: number
+  /** Ascending, microseconds. */
+  readonly sorted: Float64Array
+  /** Duration of the write call in the writing process, ascending, microseconds. */
+  readonly writeCosts: Float64Array
+}
+
+interface Target {
+  readonly name: string
+  readonly child: LiveChild
+  readonly write: (value: number) => void
+}
+
+/**
+ * Drives the children together, interleaved (one write to each in turn, ~SPACING_MS apart), so
+ * every path sees the same machine noise: warm-up writes, a -2 marker (clears the samples), the
+ * measured writes, then -1 (stop). Returns each child's samples.
+ */
+const drive = async (targets: ReadonlyArray<Target>): Promise<Array<Distribution>> => {
+  for (const t of targets) await t.child.waitForLine((l) => l === "ready")
+  await sleep(100)
+  // How long each write call itself takes in this process (part of the latency: the timestamp
+  // is taken before the call), µs.
+  const writeCosts = targets.map(() => [] as Array<number>)
+  const round = async (value: () => number) => {
+    for (const [i, t] of targets.entries()) {
+      const v = value()
+      const before = hrnow()
+      t.write(v)
+      writeCosts[i]!.push((hrnow() - before) / 1000)
+      await sleep(SPACING_MS)
+    }
+  }
+  progress(`latency: ${WARMUP} warm-up writes per path, interleaved`)
+  for (let i = 0; i < WARMUP; i++) await round(hrnow)
+  await sleep(20)
+  await round(() => -2)
+  for (const costs of writeCosts) costs.length = 0
+  await sleep(20)
+  progress(`latency: ${SAMPLES} measured writes per path, interleaved, ~${SPACING_MS} ms apart`)
+  for (let i = 0; i < SAMPLES; i++) {
+    await round(hrnow)
+    if ((i + 1) % 500 === 0) progress(`latency: ${i + 1}/${SAMPLES}`)
+  }
+  await sleep(20)
+  for (const costs of writeCosts) costs.length = SAMPLES
+  await round(() => -1)
+  return Promise.all(targets.map(async ({ child, name }, i) => {
+    const line = await child.waitForLine((l) => l.startsWith("samples "), 10_000)
+    const result = await child.exited
+    if (result.code !== 0) throw new Error(`${name}: child exited ${result.code}: ${result.stderr.slice(-1000)}`)
+    const samples = JSON.parse(line.slice("samples ".length)) as Array<number>
+    const sorted = Float64Array.from(samples, (ns) => ns / 1000).sort()
+    return { name, sent: SAMPLES, received: sorted.length, sorted, writeCosts: Float64Array.from(writeCosts[i]!).sort() }
+  }))
+}
+
+export const runLatency = async (): Promise<GroupSummary> => {
+  const native = loadNative()
+  if (Either.isLeft(native)) {
+    const line = `latency: skipped, the native addon is unavailable (${native.left.message})`
+    output(`\n## latency\n\n${line}`)
+    return { lines: [line] }
+  }
+  const binding = native.right
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "commy-bench-latency-"))
+  const scope = Effect.runSync(Scope.make())
+  const children: Array<LiveChild> = []
+  let distributions: Array<Distribution> = []
+  const pingFile = path.join(root, "ping.bin")
+  fs.writeFileSync(pingFile, Buffer.alloc(4096), { mode: 0o600 })
+  const mapping = binding.map(pingFile, true, 4096)
+  try {
+    // ---- bare futex ping: word 0 and an f64 timestamp at byte 8 of a 4 KiB file ----
+    const words = new Int32Array(mapping.buffer, 0, 4)
+    const view = new DataView(mapping.buffer)
+    // ---- the Watcher: an f64 variable "t" in a service file ----
+    // (and a second file for the Effect-wrapped wait alone, so its writes wake only that child)
+    const serviceWithT = Effect.gen(function*() {
+      const id = yield* createServiceFile(root, { capacity: 1024 * 1024, maxVariables: 64 })
+      const vf = yield* openServiceFile(root, id)
+      const t = yield* vf.define("t", Var.f64)
+      return { id, t }
+    }).pipe(Scope.extend(scope), Effect.provide(NativeAddon.layer))
+    const watched = await Effect.runPromise(serviceWithT)
+    const waited = await Effect.runPromise(serviceWithT)
+    progress("latency: starting three receiving children (bundled with esbuild)")
+    const futexChild = startChild("latencyChild.ts", ["futex", pingFile])
+    const waitChild = startChild("latencyChild.ts", ["wait", root, waited.id])
+    const watchChild = startChild("latencyChild.ts", ["watch", root, watched.id])
+    children.push(futexChild, waitChild, watchChild)
+    distributions = await drive([
+      {
+        name: "bare futex ping (native waiter → JS promise)",
+        child: futexChild,
+        write: (value) => {
+          view.setFloat64(8, value, true)
+          Atomics.add(words, 0, 1)
+          mapping.wake(0, 1)
+        }
+      },
+      {
+        name: "accessor.wait in a fiber, then unsafeGet (no diff)",
+        child: waitChild,
+        write: (value) => void waited.t.unsafeSet(value)
+      },
+      {
+        name: "Watcher event (watch, values: true)",
+        child: watchChild,
+        write: (value) => void watched.t.unsafeSet(value)
+      }
+    ])
+  } finally {
+    for (const child of children) child.kill()
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    fs.rmSync(root, { recursive: true, force: true })
+    mapping.close()
+    removeBundles()
+  }
+
+  const futex = distributions[0]!
+  const stats = (d: Distribution) => ({
+    p50: percentile(d.sorted, 50),
+    p90: percentile(d.sorted, 90),
+    p99: percentile(d.sorted, 99),
+    min: d.sorted[0]!,
+    max: d.sorted[d.sorted.length - 1]!
+  })
+  const base = stats(futex)
+  output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${WARMUP} warm-up)\n`)
+  output(table(
+    ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × futex", "p99 × futex", "write call p50 / p99"],
+    distributions.map((d) => {
+      const s = stats(d)
+      return [
+        d.name,
+        `${d.received}/${d.sent}`,
+        fmt(s.min),
+        fmt(s.p50),
+        fmt(s.p90),
+        fmt(s.p99),
+        fmt(s.max),
+        ratio(s.p50 / base.p50),
+        ratio(s.p99 / base.p99),
+        `${fmt(percentile(d.writeCosts, 50))} / ${fmt(percentile(d.writeCosts, 99))}`
+      ]
+    }),
+    ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
+  ))
+  const w = stats(distributions[distributions.length - 1]!)
+  const lines = [
+    `latency: Watcher p50 ${fmt(w.p50)} µs (target ≤ 50 µs: ${w.p50 <= 50 ? "met" : "NOT met"}); bare futex p50 ${fmt(base.p50)} µs`,
+    `latency: Watcher p99 ${fmt(w.p99)} µs (target ≤ 300 µs: ${w.p99 <= 300 ? "met" : "NOT met"}); bare futex p99 ${fmt(base.p99)} µs`
+  ]
+  output("")
+  for (const line of lines) output(`- ${line}`)
+  return { lines }
+}
