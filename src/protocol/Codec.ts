@@ -9,13 +9,50 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { Packr, Unpackr } from "msgpackr"
 import { classForCode, type CommyError, ProtocolError } from "../CommyError.js"
-import { type ErrorBody, Request, ServerMessage } from "./Messages.js"
+import { type ErrorBody, Push, Reply, Request, type ServerMessage } from "./Messages.js"
 
 const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: false })
 // msgpackr renames a "__proto__" key on decode, so frames cannot pollute prototypes.
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
 
 export const encodeFrame = (message: unknown): Uint8Array => packr.pack(message)
+
+/** Each pushed value is encoded once, however many subscribers it goes to (fan-out). */
+const encodedValues = new WeakMap<object, Uint8Array>()
+const encodeValue = (value: object): Uint8Array => {
+  let bytes = encodedValues.get(value)
+  if (bytes === undefined) {
+    bytes = packr.pack(value)
+    encodedValues.set(value, bytes)
+  }
+  return bytes
+}
+
+const arrayHeader = (n: number): Uint8Array =>
+  n < 16
+    ? Uint8Array.of(0x90 | n)
+    : n < 0x10000
+    ? Uint8Array.of(0xdc, n >> 8, n & 0xff)
+    : Uint8Array.of(0xdd, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+
+/**
+ * `{ push: "changed", sub, values[, layout] }`, decoding to the same map as `encodeFrame` would,
+ * assembled from per-value encodings cached across subscribers.
+ */
+export const encodeChangedPush = (sub: number, values: ReadonlyArray<object>, layout?: ReadonlyArray<object>): Uint8Array => {
+  const parts: Array<Uint8Array> = [
+    Uint8Array.of(layout ? 0x84 : 0x83),
+    packr.pack("push"),
+    packr.pack("changed"),
+    packr.pack("sub"),
+    packr.pack(sub),
+    packr.pack("values"),
+    arrayHeader(values.length)
+  ]
+  for (const value of values) parts.push(encodeValue(value))
+  if (layout) parts.push(packr.pack("layout"), packr.pack(layout))
+  return Buffer.concat(parts)
+}
 
 const unpack = (frame: Uint8Array): Either.Either<unknown, ProtocolError> => {
   try {
@@ -25,12 +62,16 @@ const unpack = (frame: Uint8Array): Either.Either<unknown, ProtocolError> => {
   }
 }
 
-const decodeWith = <A, I>(schema: Schema.Schema<A, I>) => {
+const decodeValueWith = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "ignore" })
-  return (frame: Uint8Array): Either.Either<A, ProtocolError> =>
-    Either.flatMap(unpack(frame), (value) =>
-      Either.mapLeft(decode(value), (error) =>
-        new ProtocolError({ message: `malformed message: ${ParseResult.TreeFormatter.formatErrorSync(error)}` })))
+  return (value: unknown): Either.Either<A, ProtocolError> =>
+    Either.mapLeft(decode(value), (error) =>
+      new ProtocolError({ message: `malformed message: ${ParseResult.TreeFormatter.formatErrorSync(error)}` }))
+}
+
+const decodeWith = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decodeValue = decodeValueWith(schema)
+  return (frame: Uint8Array): Either.Either<A, ProtocolError> => Either.flatMap(unpack(frame), decodeValue)
 }
 
 /** Server side: a client frame. On failure, `id` is recovered when the frame had one. */
@@ -45,8 +86,13 @@ export const decodeRequest = (frame: Uint8Array): Either.Either<Request, { error
   return Either.left({ error: decoded.left, id })
 }
 
-/** Client side: a server frame. */
-export const decodeServerMessage = decodeWith(ServerMessage)
+const decodePush = decodeValueWith(Push)
+const decodeReply = decodeValueWith(Reply)
+
+/** Client side: a server frame. Pushes and replies are told apart first, then decoded. */
+export const decodeServerMessage = (frame: Uint8Array): Either.Either<ServerMessage, ProtocolError> =>
+  Either.flatMap(unpack(frame), (value): Either.Either<ServerMessage, ProtocolError> =>
+    typeof value === "object" && value !== null && "push" in value ? decodePush(value) : decodeReply(value))
 
 /** A result decoded against the schema of its op. */
 export const decodeResult = <A, I>(schema: Schema.Schema<A, I>) => {

@@ -27,7 +27,7 @@ import {
 } from "../CommyError.js"
 import { checkName } from "../local/Directory.js"
 import { createServiceFile, servicePath } from "../local/ServiceFiles.js"
-import { errorBody, encodeFrame, decodeRequest } from "../protocol/Codec.js"
+import { decodeRequest, encodeChangedPush, encodeFrame, errorBody } from "../protocol/Codec.js"
 import {
   CloseCodes,
   PROTOCOL_VERSION,
@@ -159,7 +159,7 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
         this.pending.clear()
         const layout = this.layout
         this.layout = undefined
-        send(layout ? { push: "changed", sub: this.id, values, layout } : { push: "changed", sub: this.id, values })
+        if (ws.readyState === ws.OPEN) ws.send(encodeChangedPush(this.id, values, layout))
       }
     }
 
@@ -187,20 +187,38 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
      * The service record, if the caller may use it with `right`. No right at all looks exactly
      * like a missing service, so names of other services do not leak.
      */
+    const allows = (rights: ReadonlySet<Right>, right: Right) => rights.has(right) || rights.has("admin")
+
     const authorise = (tenant: string, service: string, right: Right) =>
       Effect.gen(function*() {
         const principal = yield* principalFor(tenant)
         const rights = yield* rightsOn(principal, service)
-        const notFound = new ServiceNotFound({ message: `no service ${JSON.stringify(service)} in ${tenant}`, service })
-        if (rights.size === 0) return yield* notFound
-        if (!rights.has(right) && !rights.has("admin")) {
-          return yield* new PermissionDenied({ message: `${right} right on ${service} required` })
+        if (rights.size === 0) {
+          return yield* new ServiceNotFound({ message: `no service ${JSON.stringify(service)} in ${tenant}`, service })
         }
-        return yield* ctx.store.getService(tenant, service)
+        if (!allows(rights, right)) return yield* new PermissionDenied({ message: `${right} right on ${service} required` })
+        return { record: yield* ctx.store.getService(tenant, service), rights }
       })
 
-    const use = (tenant: string, service: string, right: Right) =>
-      Effect.flatMap(authorise(tenant, service, right), (record) => ctx.registry.acquire(record, self))
+    /**
+     * Services this connection used recently, with the rights it had: a read or write within
+     * the rights TTL needs no store query and no registry lock (the hot path of every request).
+     */
+    const recent = new Map<string, { readonly service: OpenService; readonly rights: ReadonlySet<Right>; readonly at: number }>()
+
+    const use = (tenant: string, service: string, right: Right): Effect.Effect<OpenService, CommyError> =>
+      Effect.suspend(() => {
+        const key = `${tenant}\u0000${service}`
+        const hit = recent.get(key)
+        if (
+          hit && !hit.service.closed && Date.now() - hit.at < RIGHTS_TTL_MS && allows(hit.rights, right) &&
+          principals.has(tenant)
+        ) return Effect.succeed(hit.service)
+        return Effect.flatMap(authorise(tenant, service, right), ({ record, rights }) =>
+          Effect.tap(ctx.registry.acquire(record, self), (open) => {
+            recent.set(key, { service: open, rights, at: Date.now() })
+          }))
+      })
 
     const info = (r: ServiceRecord) => ({ tenant: r.tenant, name: r.name, id: r.id, persistent: r.persistent })
 
@@ -268,7 +286,7 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
             return { result: { service: info(record) } }
           })
         case "service.get":
-          return Effect.map(authorise(req.tenant, req.service, "read"), (r) => ({ result: { service: info(r) } }))
+          return Effect.map(authorise(req.tenant, req.service, "read"), (r) => ({ result: { service: info(r.record) } }))
         case "service.list":
           return Effect.gen(function*() {
             const principal = yield* principalFor(req.tenant)
@@ -279,7 +297,7 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
           })
         case "service.delete":
           return Effect.gen(function*() {
-            const record = yield* authorise(req.tenant, req.service, "admin")
+            const { record } = yield* authorise(req.tenant, req.service, "admin")
             yield* ctx.registry.destroy(record)
             return { result: {} }
           })

@@ -33,6 +33,8 @@ export interface OpenService {
   /** Connections using this service. */
   readonly clients: Set<object>
   readonly scope: Scope.CloseableScope
+  /** Set once the service is closed or deleted: cached references must not be used. */
+  closed: boolean
 }
 
 /** Every live variable with its version, as the protocol lists them. */
@@ -66,7 +68,7 @@ export const makeServiceRegistry = (options: {
           Effect.provide(context),
           Effect.tapError(() => Scope.close(scope, Exit.void))
         )
-        const service: OpenService = { record, file, subscribers: new Set(), clients: new Set(), scope }
+        const service: OpenService = { record, file, subscribers: new Set(), clients: new Set(), scope, closed: false }
         // Local processes' writes (not the server's own) become pushes.
         yield* watch(file, { service: record.id, values: true, ownWrites: false, layoutChanges: true }).pipe(
           Stream.runForEach((event) =>
@@ -87,6 +89,7 @@ export const makeServiceRegistry = (options: {
     const close = (service: OpenService, code: string, message: string) =>
       Effect.gen(function*() {
         open.delete(service.record.id)
+        service.closed = true
         for (const subscriber of service.subscribers) subscriber.end(code, message)
         service.subscribers.clear()
         yield* Scope.close(service.scope, Exit.void)
