@@ -27,6 +27,8 @@ export interface SimdDiffService {
   /** "avx512bw" | "avx2" | "sse2" | "neon" | "scalar" for the addon, "pure" for TypeScript. */
   readonly kernel: KernelName | "pure"
   readonly diff: (current: Uint8Array, shadow: Uint8Array) => Effect.Effect<ChangedRanges, DiffError>
+  /** The same, synchronously, with the error as a value: for loops that diff on every wake. */
+  readonly diffNow: (current: Uint8Array, shadow: Uint8Array) => ChangedRanges | DiffError
 }
 
 /** `[start, end)` pairs of a ChangedRanges, for display and tests. */
@@ -62,14 +64,17 @@ const checkInputs = (current: unknown, shadow: unknown): DiffError | undefined =
   return undefined
 }
 
-const makePure = (): SimdDiffService => ({
-  kernel: "pure",
-  diff: (current, shadow) =>
-    Effect.suspend(() => {
-      const invalid = checkInputs(current, shadow)
-      return invalid === undefined ? Effect.succeed(pureDiff(current, shadow)) : Effect.fail(invalid)
-    })
-})
+/** The Effect form of a `diffNow`. */
+const asEffect = (diffNow: SimdDiffService["diffNow"]): SimdDiffService["diff"] => (current, shadow) =>
+  Effect.suspend(() => {
+    const result = diffNow(current, shadow)
+    return result instanceof Float64Array ? Effect.succeed(result) : Effect.fail(result)
+  })
+
+const makePure = (): SimdDiffService => {
+  const diffNow = (current: Uint8Array, shadow: Uint8Array) => checkInputs(current, shadow) ?? pureDiff(current, shadow)
+  return { kernel: "pure", diff: asEffect(diffNow), diffNow }
+}
 
 const makeNative = (kernel?: KernelName) =>
   Effect.gen(function*() {
@@ -80,14 +85,14 @@ const makeNative = (kernel?: KernelName) =>
         message: `SimdDiff: kernel ${chosen} is not available here (have ${addon.kernels().join(", ")})`
       })
     }
-    const service: SimdDiffService = {
-      kernel: chosen,
-      diff: (current, shadow) =>
-        Effect.try({
-          try: () => addon.diff(current, shadow, chosen),
-          catch: (cause) => fromNativeError(cause, "SimdDiff.diff") as DiffError
-        })
+    const diffNow = (current: Uint8Array, shadow: Uint8Array): ChangedRanges | DiffError => {
+      try {
+        return addon.diff(current, shadow, chosen)
+      } catch (cause) {
+        return fromNativeError(cause, "SimdDiff.diff") as DiffError
+      }
     }
+    const service: SimdDiffService = { kernel: chosen, diff: asEffect(diffNow), diffNow }
     return service
   })
 

@@ -132,12 +132,13 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
 
     const zeroValue = (entry: Entry) => new Uint8Array(VarType.fixedWidth(entry.typeId) ?? 0)
 
-    /** One pass: diff, map ranges to variables, report value changes. */
-    const scan = Effect.gen(function*() {
+    /** One pass: diff, map ranges to variables, report value changes. Synchronous: it runs on every wake. */
+    const scanNow = (): FileChangeEvent | undefined | CommyError => {
       const failed = syncLayout()
-      if (failed) return yield* Effect.fail(failed)
+      if (failed) return failed
       const current = bytes.subarray(dataOffset, dataOffset + shadow.length)
-      const ranges = yield* simd.diff(current, shadow)
+      const ranges = simd.diffNow(current, shadow)
+      if (!(ranges instanceof Float64Array)) return ranges
       if (ranges.length === 0) return layoutEvent([])
       const candidates: Array<Tracked> = []
       let lastCandidate: Tracked | undefined
@@ -153,10 +154,8 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
           lastCandidate = tracked
         }
       }
-      const read = memory.consistent(() =>
-        candidates.map((t) => memory.readVersioned(slotRef(t.entry), t.type))
-      )
-      if (read instanceof LockTimeout) return yield* Effect.fail(read)
+      const read = memory.consistent(() => candidates.map((t) => memory.readVersioned(slotRef(t.entry), t.type)))
+      if (read instanceof LockTimeout) return read
       const changes: Array<VariableChange> = []
       candidates.forEach((tracked, i) => {
         const { value, version } = read[i]!
@@ -166,7 +165,7 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
         changes.push(options.values ? { name: tracked.entry.name, version, value } : { name: tracked.entry.name, version })
       })
       return layoutEvent(changes)
-    })
+    }
 
     const layoutEvent = (changes: ReadonlyArray<VariableChange>): FileChangeEvent | undefined => {
       const reportLayout = layoutChanged && options.layoutChanges === true
@@ -206,7 +205,8 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
     const nextEvent: Effect.Effect<FileChangeEvent, CommyError> = Effect.gen(function*() {
       for (;;) {
         const seen = Atomics.load(memory.words, generationIndex)
-        const event = yield* scan
+        const event = scanNow()
+        if (event !== undefined && "_tag" in event) return yield* Effect.fail(event)
         if (event) return event
         yield* sleepFrom(seen)
       }
