@@ -48,6 +48,9 @@ export interface Limits {
   readonly slowConsumerMs: number
   /** bufferedAmount above which pushes wait (and the slow-consumer clock runs). */
   readonly highWaterBytes: number
+  /** Largest service file a client may create, and most variables in one. */
+  readonly maxServiceBytes: number
+  readonly maxServiceVariables: number
 }
 
 export const defaultLimits: Limits = {
@@ -58,7 +61,9 @@ export const defaultLimits: Limits = {
   authTimeoutMs: 10_000,
   heartbeatMs: 30_000,
   slowConsumerMs: 10_000,
-  highWaterBytes: 4 * 1024 * 1024
+  highWaterBytes: 4 * 1024 * 1024,
+  maxServiceBytes: 256 * 1024 * 1024,
+  maxServiceVariables: 65_536
 }
 
 /** Live counts, reported by GET /health. */
@@ -267,6 +272,11 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
             const principal = yield* principalFor(req.tenant)
             const rights = yield* rightsOn(principal, req.service)
             if (!rights.has("admin")) return yield* new PermissionDenied({ message: `admin right on ${req.service} required` })
+            if ((req.capacity ?? 0) > limits.maxServiceBytes || (req.maxVariables ?? 0) > limits.maxServiceVariables) {
+              return yield* new LimitExceeded({
+                message: `a service holds at most ${limits.maxServiceBytes} bytes and ${limits.maxServiceVariables} variables`
+              })
+            }
             const record = yield* ctx.store.createService({
               tenant: req.tenant,
               name: req.service,

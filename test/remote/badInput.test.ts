@@ -83,6 +83,10 @@ describe("bad input", () => {
         c.send({ id, op: "service.create", tenant: "acme", service })
         expect(yield* Effect.promise(c.next)).toMatchObject({ id, error: { code: "INVALID_NAME" } })
       }
+      c.send({ id: 120, op: "service.create", tenant: "acme", service: "huge", capacity: 2 ** 40 })
+      expect(yield* Effect.promise(c.next)).toMatchObject({ id: 120, error: { code: "LIMIT_EXCEEDED" } })
+      c.send({ id: 121, op: "service.create", tenant: "acme", service: "tiny", capacity: 10 })
+      expect(yield* Effect.promise(c.next)).toMatchObject({ id: 121, error: { code: "INVALID_ARGUMENT" } })
       c.send({ id: 12, op: "service.create", tenant: "acme", service: "ok" })
       expect(yield* Effect.promise(c.next)).toMatchObject({ id: 12, result: { service: { name: "ok" } } })
       c.send({ id: 13, op: "var.define", tenant: "acme", service: "ok", name: "a/b", type: 3 })
