@@ -132,7 +132,11 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
           if (!known || known.version < v.version) this.pending.set(v.name, v)
         }
         if (layout) this.layout = layout
-        this.schedule(0)
+        // An idle socket gets the push now: waiting for setImmediate would queue it behind
+        // whatever the poll phase brings (the server's own watcher waking on this very write).
+        // A socket with data still buffered coalesces pending values into the next flush.
+        if (this.ready && !this.scheduled && ws.bufferedAmount === 0) this.flush()
+        else this.schedule(0)
       }
 
       end(code: string, message: string) {
