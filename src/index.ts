@@ -21,6 +21,7 @@ export {
 export * as Protocol from "./protocol/Messages.js"
 
 // server
+export { apiKey, type AuthHandler, Authenticator, type AuthenticatorService, type AuthRequest, mtls, type Peer } from "./server/Authenticator.js"
 export { DEFAULT_PORT, type RunningServer, type ServerOptions, startServer } from "./server/Server.js"
 export { MetadataStore, type MetadataStoreService, type Principal, type Right } from "./server/MetadataStore.js"
 export { layer as SqliteMetadataStoreLayer } from "./server/SqliteMetadataStore.js"

@@ -14,6 +14,7 @@ import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import { type CommyError, FileError, InvalidArgument, isCommyError } from "../CommyError.js"
 import { servicePath } from "../local/ServiceFiles.js"
@@ -218,9 +219,38 @@ const keyRevoke = Command.make(
     }))
 ).pipe(Command.withDescription("Revoke an API key"))
 
+const keyBindCert = Command.make(
+  "bind-cert",
+  {
+    tenant,
+    keyId: Options.text("key").pipe(Options.withDescription("Key id whose grants the certificate gets")),
+    cert: Options.file("cert").pipe(Options.withDescription("Client certificate (PEM)")),
+    dataDir,
+    json
+  },
+  (args) =>
+    runAdmin(
+      args,
+      () =>
+        Effect.gen(function*() {
+          const fingerprint = yield* Effect.try({
+            try: () => new crypto.X509Certificate(fs.readFileSync(args.cert)).fingerprint256,
+            catch: (cause) => new InvalidArgument({ message: `cannot read certificate ${args.cert}: ${String(cause)}` })
+          })
+          const store = yield* MetadataStore
+          yield* store.bindCertificate({ tenant: args.tenant, keyId: args.keyId, fingerprint })
+          return fingerprint
+        }),
+      (fingerprint) => ({
+        json: { tenant: args.tenant, key: args.keyId, fingerprint256: fingerprint },
+        human: `Bound certificate ${fingerprint} to key ${args.keyId} of tenant ${args.tenant} (method "mtls")`
+      })
+    )
+).pipe(Command.withDescription("Let a client certificate (mTLS) authenticate as a key"))
+
 export const keyCommand = Command.make("key").pipe(
   Command.withDescription("Manage API keys"),
-  Command.withSubcommands([keyCreate, keyList, keyRevoke])
+  Command.withSubcommands([keyCreate, keyList, keyRevoke, keyBindCert])
 )
 
 // -- grant -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { SimdDiff } from "../diff/SimdDiff.js"
 import { NativeAddon } from "../native/NativeAddon.js"
+import { Authenticator } from "../server/Authenticator.js"
 import { databaseFile, defaultDataDir, ensureDir } from "../server/DataDir.js"
 import { DEFAULT_PORT, startServer } from "../server/Server.js"
 import { layer as storeLayer } from "../server/SqliteMetadataStore.js"
@@ -27,6 +28,10 @@ const options = {
   ),
   cert: Options.file("cert").pipe(Options.withDescription("TLS certificate (PEM)"), Options.optional),
   key: Options.file("key").pipe(Options.withDescription("TLS private key (PEM)"), Options.optional),
+  clientCa: Options.file("client-ca").pipe(
+    Options.withDescription("CA (PEM) of client certificates: enables mTLS authentication (method \"mtls\")"),
+    Options.optional
+  ),
   insecure: Options.boolean("insecure").pipe(
     Options.withDescription("Plain ws:// without TLS (loopback addresses only)")
   ),
@@ -48,7 +53,8 @@ const options = {
 export const serveCommand = Command.make("serve", options, (o) =>
   Effect.gen(function*() {
     const dataDir = yield* ensureDir(Option.getOrElse(o.dataDir, () => defaultDataDir()))
-    const layers = Layer.mergeAll(storeLayer({ filename: databaseFile(dataDir) }), NativeAddon.layer, SimdDiff.layer)
+    const store = storeLayer({ filename: databaseFile(dataDir) })
+    const layers = Layer.mergeAll(store, Authenticator.layer().pipe(Layer.provide(store)), NativeAddon.layer, SimdDiff.layer)
     // The layers live as long as the server: provided around everything up to Effect.never.
     return yield* Effect.provide(run(dataDir, o), layers)
   }).pipe(Effect.scoped, reportErrors(o.json))
@@ -59,6 +65,7 @@ interface ServeArgs {
   readonly port: number
   readonly cert: Option.Option<string>
   readonly key: Option.Option<string>
+  readonly clientCa: Option.Option<string>
   readonly insecure: boolean
   readonly maxPayload: number
   readonly authTimeoutMs: number
@@ -75,7 +82,8 @@ const run = (dataDir: string, o: ServeArgs) =>
       insecure: o.insecure,
       limits: { maxPayload: o.maxPayload, authTimeoutMs: o.authTimeoutMs, slowConsumerMs: o.slowConsumerMs },
       ...Option.match(o.cert, { onNone: () => ({}), onSome: (certFile) => ({ certFile }) }),
-      ...Option.match(o.key, { onNone: () => ({}), onSome: (keyFile) => ({ keyFile }) })
+      ...Option.match(o.key, { onNone: () => ({}), onSome: (keyFile) => ({ keyFile }) }),
+      ...Option.match(o.clientCa, { onNone: () => ({}), onSome: (clientCaFile) => ({ clientCaFile }) })
     })
     const startup = { url: server.url, port: server.port, dataDir, certificate: server.tls?.certPath ?? null, selfSigned: server.tls?.selfSigned ?? false }
     yield* Console.log(

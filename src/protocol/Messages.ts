@@ -22,7 +22,13 @@ const request = <Op extends string, Fields extends Schema.Struct.Fields>(op: Op,
   Schema.Struct({ id: Id, op: Schema.Literal(op), ...fields })
 
 export const Hello = request("hello", { protocol: Schema.Number, client: Schema.optional(Schema.String) })
-export const Auth = request("auth", { tenant: Name, key: Schema.String })
+export const Auth = request("auth", {
+  tenant: Name,
+  /** "key" (default), "mtls", or a method the server was extended with. */
+  method: Schema.optional(Schema.String),
+  key: Schema.optional(Schema.String),
+  token: Schema.optional(Schema.String)
+})
 export const Ping = request("ping", {})
 export const ServiceCreate = request("service.create", {
   ...Target,

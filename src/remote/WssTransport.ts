@@ -26,11 +26,15 @@ import {
   SubscribeResult
 } from "../protocol/Messages.js"
 
-export interface Credentials {
-  readonly tenant: string
-  /** An API key string (`commy_<id>_<secret>`). */
-  readonly key: string
-}
+/**
+ * How to authenticate to one tenant: an API key (`commy_<id>_<secret>`), the client certificate
+ * (`method: "mtls"`, with `cert`/`key` in the transport options), or a custom method the server
+ * was extended with (`method` + `token`).
+ */
+export type Credentials =
+  | { readonly tenant: string; readonly key: string }
+  | { readonly tenant: string; readonly method: "mtls" }
+  | { readonly tenant: string; readonly method: string; readonly token: string }
 
 export interface TransportOptions {
   /** `wss://host:port` (or `ws://` for an explicitly insecure loopback server). */
@@ -202,7 +206,7 @@ export const connect = (options: TransportOptions): Effect.Effect<WssTransportSe
             return settle(greeting.left)
           }
           for (const credentials of options.credentials) {
-            const auth = toResult(await rawRequest(socket, { op: "auth", tenant: credentials.tenant, key: credentials.key }), AuthResult)
+            const auth = toResult(await rawRequest(socket, { op: "auth", ...credentials }), AuthResult)
             if (Either.isLeft(auth)) {
               socket.close()
               return settle(auth.left)

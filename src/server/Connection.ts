@@ -35,6 +35,7 @@ import {
   type VariableInfo,
   type VariableValue
 } from "../protocol/Messages.js"
+import type { AuthenticatorService, Peer } from "./Authenticator.js"
 import type { MetadataStoreService, Principal, Right, ServiceRecord } from "./MetadataStore.js"
 import { broadcast, layoutOf, type OpenService, type ServiceRegistry, type Subscriber, wireType } from "./ServiceRegistry.js"
 
@@ -74,6 +75,7 @@ export interface ServerStats {
 
 export interface ServerContext {
   readonly stats: ServerStats
+  readonly authenticator: AuthenticatorService
   readonly store: MetadataStoreService
   readonly registry: ServiceRegistry
   readonly root: string
@@ -88,7 +90,7 @@ const MAX_FAILED_AUTH = 5
 
 type Outcome = { readonly result: unknown; readonly after?: () => void }
 
-export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effect<void, never, Scope.Scope> =>
+export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
     const fibers = yield* FiberSet.make<unknown, never>()
@@ -254,7 +256,7 @@ export const handleConnection = (ws: WebSocket, ctx: ServerContext): Effect.Effe
             }
           })
         case "auth":
-          return Effect.matchEffect(ctx.store.authenticate(req.tenant, req.key), {
+          return Effect.matchEffect(ctx.authenticator.authenticate({ ...req, method: req.method ?? "key" }, peer), {
             onFailure: (error) => {
               if (++failedAuth >= MAX_FAILED_AUTH) setImmediate(() => close(CloseCodes.authTimeout, "too many failed authentications"))
               if (error._tag === "AuthenticationFailed") return Effect.fail(error)

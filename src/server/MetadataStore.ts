@@ -93,6 +93,17 @@ export interface MetadataStoreService {
    * Every failure is the same AuthenticationFailed, so callers learn nothing about which part failed.
    */
   readonly authenticate: (tenant: string, key: string) => Effect.Effect<Principal, AuthenticationFailed | StoreError>
+  /**
+   * Binds a client certificate (SHA-256 fingerprint, "AB:CD:…" or hex) to a key: mTLS connections
+   * presenting that certificate authenticate as the key's principal (and get its grants).
+   */
+  readonly bindCertificate: (input: {
+    readonly tenant: string
+    readonly keyId: string
+    readonly fingerprint: string
+  }) => Effect.Effect<void, InvalidArgument | StoreError>
+  /** The principal a verified client certificate stands for in a tenant. */
+  readonly authenticateCertificate: (tenant: string, fingerprint: string) => Effect.Effect<Principal, AuthenticationFailed | StoreError>
   /** The rights a principal holds on a service name (its exact grant plus "*" grants). */
   readonly rightsFor: (principal: Principal, service: string) => Effect.Effect<ReadonlySet<Right>, StoreError>
 }

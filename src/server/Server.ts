@@ -8,10 +8,13 @@ import * as FiberSet from "effect/FiberSet"
 import * as http from "node:http"
 import * as https from "node:https"
 import { WebSocketServer } from "ws"
-import { type CommyError, InvalidArgument } from "../CommyError.js"
+import * as fs from "node:fs"
+import type { TLSSocket } from "node:tls"
+import { type CommyError, FileError, InvalidArgument } from "../CommyError.js"
 import type { SimdDiff } from "../diff/SimdDiff.js"
 import { prepareRoot, removeServiceFile } from "../local/ServiceFiles.js"
 import type { NativeAddon } from "../native/NativeAddon.js"
+import { Authenticator, type Peer } from "./Authenticator.js"
 import { defaultLimits, handleConnection, type Limits } from "./Connection.js"
 import { servicesDir } from "./DataDir.js"
 import { hostIdentity } from "./HostIdentity.js"
@@ -29,6 +32,11 @@ export interface ServerOptions {
   readonly port?: number
   readonly certFile?: string
   readonly keyFile?: string
+  /**
+   * PEM file of the CA that signs client certificates: the server then asks for one (optional
+   * for the client) and method "mtls" authenticates with it.
+   */
+  readonly clientCaFile?: string
   /** Plain ws:// instead of wss://; refused unless `host` is a loopback address. */
   readonly insecure?: boolean
   readonly limits?: Partial<Limits>
@@ -46,7 +54,7 @@ const isLoopback = (host: string) => host === "localhost" || host === "::1" || /
 
 export const startServer = (
   options: ServerOptions
-): Effect.Effect<RunningServer, CommyError, MetadataStore | NativeAddon | SimdDiff | import("effect/Scope").Scope> =>
+): Effect.Effect<RunningServer, CommyError, MetadataStore | Authenticator | NativeAddon | SimdDiff | import("effect/Scope").Scope> =>
   Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
     if (options.insecure && !isLoopback(host)) {
@@ -85,14 +93,34 @@ export const startServer = (
       if (req.url === "/ready") return body(ready ? 200 : 503, { ready })
       body(404, { error: "not found" })
     }
-    const httpServer = tls ? https.createServer({ cert: tls.cert, key: tls.key }, onHttp) : http.createServer(onHttp)
+    const clientCa = options.clientCaFile === undefined ? undefined : yield* Effect.try({
+      try: () => fs.readFileSync(options.clientCaFile!, "utf8"),
+      catch: (cause) => new FileError({ message: `cannot read the client CA ${options.clientCaFile}: ${String(cause)}`, cause })
+    })
+    const httpServer = tls
+      ? https.createServer({
+        cert: tls.cert,
+        key: tls.key,
+        // Asked, not required: API-key clients connect without a certificate.
+        ...(clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: false })
+      }, onHttp)
+      : http.createServer(onHttp)
     const wss = new WebSocketServer({ server: httpServer, maxPayload: limits.maxPayload, perMessageDeflate: false })
 
     const connections = yield* FiberSet.make()
-    const ctx = { store, registry, root, host: hostIdentity(), version: VERSION, limits, stats }
+    const authenticator = yield* Authenticator
+    const ctx = { store, registry, root, host: hostIdentity(), version: VERSION, limits, stats, authenticator }
     const runConnection = yield* FiberSet.runtime(connections)<never>()
-    wss.on("connection", (ws) => {
-      runConnection(Effect.scoped(handleConnection(ws, ctx)))
+    wss.on("connection", (ws, request) => {
+      const socket = request.socket as TLSSocket
+      const certificate = typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate() : undefined
+      const peer: Peer = {
+        remoteAddress: socket.remoteAddress,
+        certificate: certificate && certificate.fingerprint256
+          ? { fingerprint256: certificate.fingerprint256, authorized: socket.authorized === true }
+          : undefined
+      }
+      runConnection(Effect.scoped(handleConnection(ws, peer, ctx)))
     })
 
     const port = yield* Effect.async<number, CommyError>((resume) => {

@@ -86,6 +86,14 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
       rights TEXT NOT NULL,
       PRIMARY KEY (key_id, service)
     ) STRICT`
+  }),
+  "2_certificates": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    // mTLS: a client certificate (by SHA-256 fingerprint) authenticates as an API key's principal.
+    yield* sql`CREATE TABLE certificates (
+      fingerprint TEXT PRIMARY KEY NOT NULL,
+      key_id TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE
+    ) STRICT`
   })
 }
 
@@ -146,6 +154,12 @@ const describe = (cause: unknown): string =>
 
 const storeError = (operation: string) => (error: SqlError): StoreError =>
   new StoreError({ message: `${operation}: ${describe(error.cause ?? error.message)}`, cause: error })
+
+/** "AB:CD:…" or "abcd…" → 64 lowercase hex chars, or undefined. */
+const normaliseFingerprint = (fingerprint: string): string | undefined => {
+  const hex = fingerprint.replace(/:/g, "").toLowerCase()
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined
+}
 
 // -- service ---------------------------------------------------------------------------------
 
@@ -341,6 +355,34 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
       return { tenant, keyId: parsed.id }
     })
 
+  const bindCertificate: MetadataStoreService["bindCertificate"] = ({ fingerprint, keyId, tenant }) =>
+    Effect.gen(function*() {
+      const normalised = normaliseFingerprint(fingerprint)
+      if (normalised === undefined) {
+        return yield* new InvalidArgument({ message: "a certificate fingerprint is 32 hex bytes (SHA-256)" })
+      }
+      if (!isKeyId(keyId)) return yield* keyNotFound(tenant, keyId)
+      const rows = yield* sql<{ key_id: string }>`INSERT INTO certificates (fingerprint, key_id)
+        SELECT ${normalised}, id FROM api_keys WHERE id = ${keyId} AND tenant = ${tenant}
+        ON CONFLICT (fingerprint) DO UPDATE SET key_id = excluded.key_id
+        RETURNING key_id`.pipe(Effect.mapError(storeError("bindCertificate")))
+      if (rows.length === 0) return yield* keyNotFound(tenant, keyId)
+    })
+
+  const authenticateCertificate: MetadataStoreService["authenticateCertificate"] = (tenant, fingerprint) =>
+    Effect.gen(function*() {
+      const normalised = normaliseFingerprint(fingerprint)
+      if (normalised === undefined) return yield* certificateFailed
+      const rows = yield* sql<{ id: string }>`SELECT k.id FROM certificates c JOIN api_keys k ON k.id = c.key_id
+        WHERE c.fingerprint = ${normalised} AND k.tenant = ${tenant} AND k.revoked_at IS NULL`.pipe(
+        Effect.mapError(storeError("authenticateCertificate"))
+      )
+      const row = rows[0]
+      return row === undefined ? yield* certificateFailed : { tenant, keyId: row.id }
+    })
+
+  const certificateFailed = new AuthenticationFailed({ message: "no key of this tenant is bound to the client certificate" })
+
   const rightsFor: MetadataStoreService["rightsFor"] = (principal, service) =>
     // Joined with the key on every call, so revoking a key (or deleting its tenant) takes effect
     // on connections authenticated before.
@@ -352,6 +394,8 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
     )
 
   return {
+    bindCertificate,
+    authenticateCertificate,
     createTenant,
     getTenant,
     listTenants,
