@@ -27,17 +27,17 @@ import {
 } from "../CommyError.js"
 import { checkName } from "../local/Directory.js"
 import { createServiceFile, servicePath } from "../local/ServiceFiles.js"
-import { decodeRequest, encodeChangedPush, encodeFrame, errorBody } from "../protocol/Codec.js"
+import { decodeRequest, encodeFrame, errorBody } from "../protocol/Codec.js"
 import {
   CloseCodes,
   PROTOCOL_VERSION,
   type Request,
-  type VariableInfo,
   type VariableValue
 } from "../protocol/Messages.js"
 import type { AuthenticatorService, Peer } from "./Authenticator.js"
+import { Subscription } from "./Subscription.js"
 import type { MetadataStoreService, Principal, Right, ServiceRecord } from "./MetadataStore.js"
-import { broadcast, layoutOf, type OpenService, type ServiceRegistry, type Subscriber, wireType } from "./ServiceRegistry.js"
+import { broadcast, layoutOf, type OpenService, type ServiceRegistry, wireType } from "./ServiceRegistry.js"
 
 export interface Limits {
   readonly maxPayload: number
@@ -117,62 +117,6 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
     const authTimer = setTimeout(() => {
       if (principals.size === 0) close(CloseCodes.authTimeout, "not authenticated in time")
     }, limits.authTimeoutMs)
-
-    // ---------- subscriptions ----------
-
-    class Subscription implements Subscriber {
-      readonly pending = new Map<string, VariableValue>()
-      layout: ReadonlyArray<VariableInfo> | undefined
-      ready = false
-      scheduled = false
-      slowSince = 0
-      constructor(readonly id: number, readonly service: OpenService) {}
-
-      deliver(values: ReadonlyArray<VariableValue>, layout?: ReadonlyArray<VariableInfo>) {
-        for (const v of values) {
-          const known = this.pending.get(v.name)
-          if (!known || known.version < v.version) this.pending.set(v.name, v)
-        }
-        if (layout) this.layout = layout
-        // An idle socket gets the push now: waiting for setImmediate would queue it behind
-        // whatever the poll phase brings (the server's own watcher waking on this very write).
-        // A socket with data still buffered coalesces pending values into the next flush.
-        if (this.ready && !this.scheduled && ws.bufferedAmount === 0) this.flush()
-        else this.schedule(0)
-      }
-
-      end(code: string, message: string) {
-        if (subscriptions.delete(this.id)) ctx.stats.subscriptions--
-        send({ push: "ended", sub: this.id, code, message })
-      }
-
-      schedule(delayMs: number) {
-        if (this.scheduled || !this.ready) return
-        this.scheduled = true
-        if (delayMs === 0) setImmediate(() => this.flush())
-        else setTimeout(() => this.flush(), delayMs)
-      }
-
-      flush() {
-        this.scheduled = false
-        if (ws.readyState !== ws.OPEN || !subscriptions.has(this.id)) return
-        if (this.pending.size === 0 && this.layout === undefined) return
-        if (ws.bufferedAmount > limits.highWaterBytes) {
-          const now = Date.now()
-          if (this.slowSince === 0) this.slowSince = now
-          if (now - this.slowSince > limits.slowConsumerMs) {
-            return close(CloseCodes.slowConsumer, "subscriber too slow: pushes backed up")
-          }
-          return this.schedule(5)
-        }
-        this.slowSince = 0
-        const values = [...this.pending.values()]
-        this.pending.clear()
-        const layout = this.layout
-        this.layout = undefined
-        if (ws.readyState === ws.OPEN) ws.send(encodeChangedPush(this.id, values, layout))
-      }
-    }
 
     // ---------- authorisation ----------
 
@@ -371,7 +315,9 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
               return yield* new LimitExceeded({ message: `at most ${limits.maxSubscriptions} subscriptions per connection` })
             }
             const service = yield* use(req.tenant, req.service, "read")
-            const sub = new Subscription(nextSub++, service)
+            const sub = new Subscription(nextSub++, service, ws, limits, (ended) => {
+              if (subscriptions.delete(ended.id)) ctx.stats.subscriptions--
+            })
             // Registered before the snapshot: a change racing it is queued, sent after caught_up.
             subscriptions.set(sub.id, sub)
             ctx.stats.subscriptions++
@@ -403,8 +349,7 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
               after: () => {
                 send(push)
                 send({ push: "caught_up", sub: sub.id })
-                sub.ready = true
-                sub.schedule(0)
+                sub.start()
               }
             }
           })
@@ -414,7 +359,7 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
             if (sub) {
               subscriptions.delete(req.sub)
               ctx.stats.subscriptions--
-              sub.service.subscribers.delete(sub)
+              sub.stop()
             }
             return { result: {} }
           })
@@ -479,7 +424,7 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
     const cleanup = Effect.gen(function*() {
       clearTimeout(authTimer)
       clearInterval(heartbeat)
-      for (const sub of subscriptions.values()) sub.service.subscribers.delete(sub)
+      for (const sub of subscriptions.values()) sub.stop()
       ctx.stats.subscriptions -= subscriptions.size
       subscriptions.clear()
       ctx.stats.connections--
