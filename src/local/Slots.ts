@@ -314,6 +314,7 @@ export class SlotMemory {
    */
   registerSleeper(): () => void {
     const { words, pid } = this
+    this.localSleepers++
     let entry = -1
     for (let i = 0; i < SLEEPERS && entry < 0; i++) {
       const at = (SLEEPERS_OFFSET + i * 8) >>> 2
@@ -326,8 +327,14 @@ export class SlotMemory {
     return () => {
       Atomics.sub(words, H_WAITERS >>> 2, 1)
       if (entry >= 0) Atomics.sub(words, entry + 1, 1)
+      this.localSleepers--
     }
   }
+
+  /** Watchers of this instance asleep right now (JS-local: one thread uses an instance). */
+  private localSleepers = 0
+  /** Watchers of this instance that report this process's own writes (and so must be woken by them). */
+  selfWakes = 0
 
   /** Subtracts sleepers whose process died (killed while asleep). */
   reapSleepers(): void {
@@ -345,7 +352,11 @@ export class SlotMemory {
   /** Bumps the change generation and wakes sleeping watchers, if any (else no syscall). */
   changed(): void {
     Atomics.add(this.words, H_CHANGE_GEN >>> 2, 1)
-    if (Atomics.load(this.words, H_WAITERS >>> 2) !== 0) this.wake()
+    const waiters = Atomics.load(this.words, H_WAITERS >>> 2)
+    // No syscall when nobody sleeps, nor when every sleeper is a watcher of this very instance
+    // that ignores its own writes (the server's watcher, on the server's writes). A sleeper that
+    // registers after the load above re-checks the generation we just bumped, so none is missed.
+    if (waiters !== 0 && (waiters !== this.localSleepers || this.selfWakes > 0)) this.wake()
   }
 
   /** Zeroes a freshly allocated slot (the region may hold bytes of a define that died). */

@@ -191,6 +191,14 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
         // A read-only mapping cannot register as a waiter: poll the generation instead.
         : Effect.sleep(Duration.millis(Math.min(2, Duration.toMillis(Duration.decode(maxSleep)))))
 
+    // A watcher that reports this process's own writes must be woken by them too.
+    if (ownWrites) {
+      yield* Effect.acquireRelease(
+        Effect.sync(() => memory.selfWakes++),
+        () => Effect.sync(() => memory.selfWakes--)
+      )
+    }
+
     // Initial shadow: the state at subscription.
     {
       if (accessor.writable) memory.reapSleepers()
