@@ -105,12 +105,18 @@ export const startServer = (
         ...(clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: false })
       }, onHttp)
       : http.createServer(onHttp)
-    const wss = new WebSocketServer({ server: httpServer, maxPayload: limits.maxPayload, perMessageDeflate: false })
-
     const connections = yield* FiberSet.make()
+    const runConnection = yield* FiberSet.runtime(connections)<never>()
+    const wss = new WebSocketServer({ server: httpServer, maxPayload: limits.maxPayload, perMessageDeflate: false })
+    // ws re-emits the HTTP server's errors (EADDRINUSE while listening, too): with no listener
+    // they would be uncaught exceptions. Listening errors are reported by `listen` below.
+    let listening = false
+    wss.on("error", (cause) => {
+      if (listening) void runConnection(Effect.logError(`server socket error: ${cause.message}`))
+    })
+
     const authenticator = yield* Authenticator
     const ctx = { store, registry, root, host: hostIdentity(), version: VERSION, limits, stats, authenticator }
-    const runConnection = yield* FiberSet.runtime(connections)<never>()
     wss.on("connection", (ws, request) => {
       const socket = request.socket as TLSSocket
       const certificate = typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate() : undefined
@@ -131,10 +137,7 @@ export const startServer = (
         resume(Effect.succeed(typeof address === "object" && address ? address.port : 0))
       })
     })
-    // After listening, a stray server error is logged, never an uncaught exception.
-    const logError = (cause: Error) => void runConnection(Effect.logError(`server socket error: ${cause.message}`))
-    httpServer.on("error", logError)
-    wss.on("error", logError)
+    listening = true
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         ready = false

@@ -8,6 +8,7 @@ import { Packr, Unpackr } from "msgpackr"
 import WebSocket from "ws"
 import { ServiceResult, VariableInfo, WriteResult } from "../../src/protocol/Messages.js"
 import { connect } from "../../src/remote/WssTransport.js"
+import { runChild } from "../support/child.js"
 import { health, makeKey, startTestServer, stopTestServer, type TestServer } from "../support/server.js"
 import { tempDir } from "../support/tempDir.js"
 
@@ -81,5 +82,18 @@ describe("backpressure and shutdown", () => {
       expect(closed.reason).toMatch(/shutting down/)
       const exit = yield* Effect.promise(() => server.child.exited)
       expect(exit.stderr).not.toMatch(/Error/)
+    }).pipe(Effect.scoped), 60_000)
+})
+
+describe("startup errors", () => {
+  it.live("a second server on a port in use exits non-zero with one clear error line", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const first = yield* Effect.acquireRelease(Effect.promise(() => startTestServer(dir)), (s) => Effect.promise(() => stopTestServer(s)))
+      const second = yield* Effect.promise(() => runChild("serve.ts", ["serve", "--data-dir", dir, "--port", String(first.port)]))
+      expect(second.code).not.toBe(0)
+      expect(second.stderr).toMatch(/error \[INVALID_ARGUMENT\]: cannot listen on 127\.0\.0\.1:\d+/)
+      expect(second.stderr).not.toMatch(/Unhandled|at Server\./)
+      expect((yield* Effect.promise(() => health(first))).status).toBe("ok")
     }).pipe(Effect.scoped), 60_000)
 })

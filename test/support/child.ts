@@ -17,6 +17,17 @@ export const fixture = (name: string): string => path.resolve(here, "..", "fixtu
 
 const bundles = new Map<string, string>()
 
+/** Children still running: killed when this test process exits, so a failed test leaks none. */
+const live = new Set<ReturnType<typeof spawn>>()
+process.once("exit", () => {
+  for (const child of live) child.kill("SIGKILL")
+})
+const track = <C extends ReturnType<typeof spawn>>(child: C): C => {
+  live.add(child)
+  child.once("exit", () => live.delete(child))
+  return child
+}
+
 /**
  * Packages left out of bundles: native addons that find their `.node` file relative to their
  * own package (the bundle lives in node_modules/.cache, so they still resolve from node_modules).
@@ -67,10 +78,10 @@ export const runChild = (
   options: { readonly env?: NodeJS.ProcessEnv; readonly timeoutMs?: number } = {}
 ): Promise<ChildResult> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bundled(script), ...args], {
+    const child = track(spawn(process.execPath, [bundled(script), ...args], {
       env: childEnv(options.env),
       stdio: ["ignore", "pipe", "pipe"]
-    })
+    }))
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
@@ -98,10 +109,10 @@ export const startChild = (
   args: ReadonlyArray<string>,
   options: { readonly env?: NodeJS.ProcessEnv } = {}
 ): LiveChild => {
-  const child = spawn(process.execPath, [bundled(script), ...args], {
+  const child = track(spawn(process.execPath, [bundled(script), ...args], {
     env: childEnv(options.env),
     stdio: ["ignore", "pipe", "pipe"]
-  })
+  }))
   const lines: Array<string> = []
   const listeners = new Set<(line: string) => void>()
   let partial = ""
