@@ -74,6 +74,12 @@ export interface BatchWrite<A = any> {
 
 const rawType = (entry: Entry): VarType.VarType<Uint8Array> => VarType.raw(entry.typeId, entry.capacity)
 
+/** A synchronous core's result (a value, or a CommyError as a value) as an Effect. */
+const fromResult = <R>(result: R): Effect.Effect<Exclude<R, CommyError>, Extract<R, CommyError>> =>
+  typeof result === "object" && result !== null && "_tag" in result && "code" in result
+    ? Effect.fail(result as Extract<R, CommyError>)
+    : Effect.succeed(result as Exclude<R, CommyError>)
+
 /** Effect.suspend whose branches may fail with different CommyError members. */
 const lazy = <A, E = CommyError>(f: () => Effect.Effect<A, NoInfer<E>>): Effect.Effect<A, E> => Effect.suspend(f)
 
@@ -116,6 +122,7 @@ export class VirtualFile {
     if (entries instanceof CorruptFile) return entries
     this.header = header
     this.entries = entries
+    this.rawHandles = new Map()
     if (this.memory.ownVersions.length !== header.dirCapacity) this.memory.ownVersions = new Float64Array(header.dirCapacity)
     this.layoutGeneration = header.layoutGeneration
     return undefined
@@ -237,10 +244,18 @@ export class VirtualFile {
 
   /** Writes value bytes of several variables by name, atomically. Returns versions in order. */
   writeNamed(writes: ReadonlyArray<{ readonly name: string; readonly value: Uint8Array }>): Effect.Effect<ReadonlyArray<number>, CommyError> {
-    return Effect.flatMap(
-      Effect.forEach(writes, (w) => Effect.map(this.rawHandle(w.name), (variable) => ({ variable, value: w.value }))),
-      (batch) => this.writeBatch(batch)
-    )
+    return lazy(() => fromResult(this.writeNamedNow(writes)))
+  }
+
+  /** `writeNamed`, synchronously, with the error as a value (the server's per-request path). */
+  writeNamedNow(writes: ReadonlyArray<{ readonly name: string; readonly value: Uint8Array }>): ReadonlyArray<number> | CommyError {
+    const batch: Array<BatchWrite> = []
+    for (const { name, value } of writes) {
+      const variable = this.rawHandleNow(name)
+      if (!("unsafeGet" in variable)) return variable
+      batch.push({ variable, value })
+    }
+    return this.writeBatchNow(batch)
   }
 
   /**
@@ -271,59 +286,81 @@ export class VirtualFile {
 
   /** Compare-and-set by name. */
   compareAndSet(name: string, expected: number, value: Uint8Array): Effect.Effect<number, CommyError> {
-    return Effect.flatMap(this.rawHandle(name), (handle) => handle.compareAndSet(expected, value))
+    return lazy(() => fromResult(this.compareAndSetNow(name, expected, value)))
+  }
+
+  /** `compareAndSet` by name, synchronously, with the error as a value. */
+  compareAndSetNow(name: string, expected: number, value: Uint8Array): number | CommyError {
+    const entry = this.lookup(name)
+    return "slot" in entry ? this.casNow(name, slotRef(entry), rawType(entry), expected, value) : entry
+  }
+
+  private casNow<A>(name: string, ref: SlotRef, type: VarType.VarType<A>, expected: number, value: A): number | WriteError | VersionConflict {
+    if (!this.memory.writable) return new PermissionDenied({ message: `cannot write ${name}: read-only` })
+    const problem = type.check(value)
+    if (problem !== undefined) return valueError(name, type, problem)
+    const result = this.memory.compareAndSet(ref, type, expected, value)
+    if (result instanceof LockTimeout) return result
+    return result.ok
+      ? result.version
+      : new VersionConflict({
+        message: `${name} is at version ${result.version}, not ${expected}`,
+        name,
+        expected,
+        current: result.version
+      })
   }
 
   /** Writes several variables atomically: snapshot readers see all of them or none. */
   writeBatch(writes: ReadonlyArray<BatchWrite>): Effect.Effect<ReadonlyArray<number>, CommyError> {
-    return lazy(() => {
-      if (writes.length === 0) return Effect.succeed([])
-      if (writes.length > MAX_BATCH) {
-        return Effect.fail(new InvalidArgument({ message: `a batch holds at most ${MAX_BATCH} writes` }))
-      }
-      if (!this.memory.writable) return Effect.fail(new PermissionDenied({ message: "the file is open read-only" }))
-      const items: Array<BatchItem> = []
-      const seen = new Set<number>()
-      for (const { value, variable } of writes) {
-        const handle = this.handles.get(variable)
-        if (handle === undefined) {
-          return Effect.fail(new InvalidArgument({ message: `${variable.name} is not a handle of this file` }))
-        }
-        if (seen.has(handle.ref.slot)) {
-          return Effect.fail(new InvalidArgument({ message: `${variable.name} appears twice in one batch` }))
-        }
-        seen.add(handle.ref.slot)
-        const problem = variable.type.check(value)
-        if (problem !== undefined) return Effect.fail(valueError(variable.name, variable.type, problem))
-        items.push({ ref: handle.ref, type: variable.type, value })
-      }
-      const versions = this.memory.writeBatch(items)
-      return versions instanceof LockTimeout ? Effect.fail(versions) : Effect.succeed(versions)
-    })
+    return lazy(() => fromResult(this.writeBatchNow(writes)))
   }
+
+  /** `writeBatch`, synchronously, with the error as a value. */
+  writeBatchNow(writes: ReadonlyArray<BatchWrite>): ReadonlyArray<number> | CommyError {
+    if (writes.length === 0) return []
+    if (writes.length > MAX_BATCH) return new InvalidArgument({ message: `a batch holds at most ${MAX_BATCH} writes` })
+    if (!this.memory.writable) return new PermissionDenied({ message: "the file is open read-only" })
+    const items: Array<BatchItem> = []
+    const seen = new Set<number>()
+    for (const { value, variable } of writes) {
+      const handle = this.handles.get(variable)
+      if (handle === undefined) return new InvalidArgument({ message: `${variable.name} is not a handle of this file` })
+      if (seen.has(handle.ref.slot)) return new InvalidArgument({ message: `${variable.name} appears twice in one batch` })
+      seen.add(handle.ref.slot)
+      const problem = variable.type.check(value)
+      if (problem !== undefined) return valueError(variable.name, variable.type, problem)
+      items.push({ ref: handle.ref, type: variable.type, value })
+    }
+    return this.memory.writeBatch(items)
+  }
+
 
   /**
    * Values and versions of several variables (default: all), consistent with batches: a batch
    * is seen whole or not at all.
    */
   snapshot(names?: ReadonlyArray<string>): Effect.Effect<ReadonlyMap<string, Versioned<Uint8Array>>, CommyError> {
-    return lazy(() => {
-      const stale = this.refresh()
-      if (stale) return Effect.fail(stale)
-      const entries: Array<Entry> = []
-      for (const name of names ?? [...this.entries.keys()]) {
-        const entry = this.entries.get(name)
-        if (!entry) return Effect.fail(this.notFound(name))
-        entries.push(entry)
-      }
-      const result = this.memory.consistent(() => {
-        const values = new Map<string, Versioned<Uint8Array>>()
-        for (const e of entries) values.set(e.name, this.memory.readVersioned(slotRef(e), rawType(e)))
-        return values
-      })
-      return result instanceof LockTimeout ? Effect.fail(result) : Effect.succeed(result)
+    return lazy(() => fromResult(this.snapshotNow(names)))
+  }
+
+  /** `snapshot`, synchronously, with the error as a value. */
+  snapshotNow(names?: ReadonlyArray<string>): ReadonlyMap<string, Versioned<Uint8Array>> | CommyError {
+    const stale = this.refresh()
+    if (stale) return stale
+    const entries: Array<Entry> = []
+    for (const name of names ?? [...this.entries.keys()]) {
+      const entry = this.entries.get(name)
+      if (!entry) return this.notFound(name)
+      entries.push(entry)
+    }
+    return this.memory.consistent(() => {
+      const values = new Map<string, Versioned<Uint8Array>>()
+      for (const e of entries) values.set(e.name, this.memory.readVersioned(slotRef(e), rawType(e)))
+      return values
     })
   }
+
 
   // ---------- handles ----------
 
@@ -340,10 +377,21 @@ export class VirtualFile {
   }
 
   private rawHandle(name: string): Effect.Effect<Variable<Uint8Array>, CommyError> {
-    return lazy(() => {
-      const entry = this.lookup(name)
-      return "slot" in entry ? Effect.succeed(this.makeHandle(entry, rawType(entry))) : Effect.fail(entry)
-    })
+    return lazy(() => fromResult(this.rawHandleNow(name)))
+  }
+
+  /** Untyped handles by name, reused while the layout stands (by-name writes are a hot path too). */
+  private rawHandles = new Map<string, Variable<Uint8Array>>()
+
+  private rawHandleNow(name: string): Variable<Uint8Array> | CommyError {
+    const entry = this.lookup(name)
+    if (!("slot" in entry)) return entry
+    let handle = this.rawHandles.get(name)
+    if (handle === undefined) {
+      handle = this.makeHandle(entry, rawType(entry))
+      this.rawHandles.set(name, handle)
+    }
+    return handle
   }
 
   private handleFor<A>(entry: Entry, type: VarType.VarType<A>): Effect.Effect<Variable<A>, TypeMismatch> {
@@ -381,23 +429,7 @@ export class VirtualFile {
           return typeof result === "number" ? Effect.succeed(result) : Effect.fail(result)
         }),
       compareAndSet: (expected, value) =>
-        lazy<number, WriteError | VersionConflict>(() => {
-          if (!memory.writable) return Effect.fail(new PermissionDenied({ message: `cannot write ${name}: read-only` }))
-          const problem = type.check(value)
-          if (problem !== undefined) return Effect.fail(valueError(name, type, problem))
-          const result = memory.compareAndSet(ref, type, expected, value)
-          if (result instanceof LockTimeout) return Effect.fail(result)
-          return result.ok
-            ? Effect.succeed(result.version)
-            : Effect.fail(
-              new VersionConflict({
-                message: `${name} is at version ${result.version}, not ${expected}`,
-                name,
-                expected,
-                current: result.version
-              })
-            )
-        })
+        lazy<number, WriteError | VersionConflict>(() => fromResult(this.casNow(name, ref, type, expected, value)))
     }
     this.handles.set(handle, { ref })
     return handle

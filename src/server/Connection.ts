@@ -161,18 +161,58 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
      */
     const recent = new Map<string, { readonly service: OpenService; readonly rights: ReadonlySet<Right>; readonly at: number }>()
 
+    /** The service, when this connection used it within the rights TTL with that right. */
+    const cached = (tenant: string, service: string, right: Right): OpenService | undefined => {
+      const hit = recent.get(`${tenant}\u0000${service}`)
+      return hit && !hit.service.closed && Date.now() - hit.at < RIGHTS_TTL_MS && allows(hit.rights, right) &&
+          principals.has(tenant)
+        ? hit.service
+        : undefined
+    }
+
     const use = (tenant: string, service: string, right: Right): Effect.Effect<OpenService, CommyError> =>
       Effect.suspend(() => {
-        const key = `${tenant}\u0000${service}`
-        const hit = recent.get(key)
-        if (
-          hit && !hit.service.closed && Date.now() - hit.at < RIGHTS_TTL_MS && allows(hit.rights, right) &&
-          principals.has(tenant)
-        ) return Effect.succeed(hit.service)
+        const hit = cached(tenant, service, right)
+        if (hit) return Effect.succeed(hit)
         return Effect.flatMap(authorise(tenant, service, right), ({ record, rights }) =>
           Effect.tap(ctx.registry.acquire(record, self), (open) => {
-            recent.set(key, { service: open, rights, at: Date.now() })
+            recent.set(`${tenant}\u0000${service}`, { service: open, rights, at: Date.now() })
           }))
+      })
+
+    // The hot operations, synchronous: run without a fiber when the service is cached (the
+    // common case), and from `dispatch` otherwise. Results are reply bodies or CommyErrors.
+    type Hot = Extract<Request, { op: "read" | "write" | "cas" }>
+    const hotRight = (req: Hot): Right => (req.op === "read" ? "read" : "write")
+    const runHot = (service: OpenService, req: Hot): Outcome | CommyError => {
+      switch (req.op) {
+        case "read": {
+          const snapshot = service.file.snapshotNow(req.names)
+          if (!(snapshot instanceof Map)) return snapshot as CommyError
+          const values = [...snapshot].map(([name, v]) => ({ name, version: v.version, value: v.value }))
+          return { result: { values } }
+        }
+        case "write": {
+          if (req.writes.length === 0 || req.writes.length > limits.maxBatch) {
+            return new LimitExceeded({ message: `a write carries 1 to ${limits.maxBatch} values` })
+          }
+          const versions = service.file.writeNamedNow(req.writes)
+          if (!Array.isArray(versions)) return versions as CommyError
+          broadcast(service, req.writes.map((w, i) => ({ name: w.name, version: versions[i]!, value: w.value })))
+          return { result: { versions } }
+        }
+        case "cas": {
+          const version = service.file.compareAndSetNow(req.name, req.expected, req.value)
+          if (typeof version !== "number") return version
+          broadcast(service, [{ name: req.name, version, value: req.value }])
+          return { result: { version } }
+        }
+      }
+    }
+    const hotEffect = (req: Hot): Effect.Effect<Outcome, CommyError> =>
+      Effect.flatMap(use(req.tenant, req.service, hotRight(req)), (service) => {
+        const outcome = runHot(service, req)
+        return "result" in outcome ? Effect.succeed(outcome) : Effect.fail(outcome)
       })
 
     const info = (r: ServiceRecord) => ({ tenant: r.tenant, name: r.name, id: r.id, persistent: r.persistent })
@@ -286,29 +326,9 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
             return { result: { variables: yield* layoutOf(service.file) } }
           })
         case "read":
-          return Effect.gen(function*() {
-            const service = yield* use(req.tenant, req.service, "read")
-            const snapshot = yield* service.file.snapshot(req.names)
-            const values = [...snapshot].map(([name, v]) => ({ name, version: v.version, value: v.value }))
-            return { result: { values } }
-          })
         case "write":
-          return Effect.gen(function*() {
-            if (req.writes.length === 0 || req.writes.length > limits.maxBatch) {
-              return yield* new LimitExceeded({ message: `a write carries 1 to ${limits.maxBatch} values` })
-            }
-            const service = yield* use(req.tenant, req.service, "write")
-            const versions = yield* service.file.writeNamed(req.writes)
-            broadcast(service, req.writes.map((w, i) => ({ name: w.name, version: versions[i]!, value: w.value })))
-            return { result: { versions } }
-          })
         case "cas":
-          return Effect.gen(function*() {
-            const service = yield* use(req.tenant, req.service, "write")
-            const version = yield* service.file.compareAndSet(req.name, req.expected, req.value)
-            broadcast(service, [{ name: req.name, version, value: req.value }])
-            return { result: { version } }
-          })
+          return hotEffect(req)
         case "subscribe":
           return Effect.gen(function*() {
             if (subscriptions.size >= limits.maxSubscriptions) {
@@ -395,6 +415,14 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
       const decoded = decodeRequest(frame)
       if (Either.isLeft(decoded)) return send({ id: decoded.left.id, error: errorBody(decoded.left.error) })
       const req = decoded.right
+      // Fast path: a read/write/cas on a service this connection already holds runs right here.
+      if ((req.op === "read" || req.op === "write" || req.op === "cas") && helloDone) {
+        const service = cached(req.tenant, req.service, hotRight(req))
+        if (service) {
+          const outcome = runHot(service, req)
+          return "result" in outcome ? send({ id: req.id, result: outcome.result }) : send({ id: req.id, error: errorBody(outcome) })
+        }
+      }
       if (inFlight >= limits.maxInFlight) {
         return send({ id: req.id, error: errorBody(new LimitExceeded({ message: `more than ${limits.maxInFlight} requests in flight` })) })
       }
