@@ -34,8 +34,8 @@ const track = <C extends ReturnType<typeof spawn>>(child: C): C => {
  */
 const external = ["better-sqlite3"]
 
-/** The fixture bundled to one .mjs file (cached for this test process). */
-const bundled = (name: string): string => {
+/** The fixture bundled to one .mjs file (cached for this test process); also for worker_threads. */
+export const bundled = (name: string): string => {
   const cached = bundles.get(name)
   if (cached) return cached
   // Everything bundled and tree-shaken: loading all of effect's modules costs ~0.4 s per child.
