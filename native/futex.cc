@@ -20,7 +20,7 @@ int64_t MonotonicNs() {
 #if defined(__linux__)
 
 long FutexWake(const uint32_t* addr, int count) {
-  // Shared futex: FUTEX_WAKE without FUTEX_PRIVATE_FLAG.
+  // Shared futex: plain FUTEX_WAKE, without the process-private flag.
   long r = syscall(SYS_futex, addr, FUTEX_WAKE, count, nullptr, nullptr, 0);
   return r < 0 ? -errno : r;
 }

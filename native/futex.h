@@ -1,4 +1,4 @@
-// Process-shared futex wrappers (Linux). Never uses FUTEX_PRIVATE_FLAG: the words live in
+// Process-shared futex wrappers (Linux). Never uses the process-private flag: the words live in
 // MAP_SHARED file mappings and are waited on / woken from several processes. Pure C++.
 #ifndef COMMY_NATIVE_FUTEX_H_
 #define COMMY_NATIVE_FUTEX_H_
