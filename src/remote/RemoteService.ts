@@ -8,7 +8,6 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
-import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type CommyError, ServiceNotFound, TypeMismatch, ValueTooLarge } from "../CommyError.js"
@@ -85,8 +84,6 @@ export const openRemoteService = (
   options: RemoteServiceOptions = {}
 ): Effect.Effect<RemoteService, CommyError, Scope.Scope> =>
   Effect.gen(function*() {
-    const runtime = yield* Effect.runtime<never>()
-    const run = Runtime.runSync(runtime)
     const mirror = yield* bufferServiceFile({
       capacity: options.mirrorCapacity ?? 64 * 1024 * 1024,
       maxVariables: options.mirrorMaxVariables ?? 16_384
@@ -155,7 +152,8 @@ export const openRemoteService = (
           caughtUp = Effect.runSync(Deferred.make<void>())
         }
         const since: Record<string, number> = {}
-        for (const [n, v] of run(Effect.orElseSucceed(mirror.snapshot(), () => new Map()))) since[n] = v.version
+        const held = mirror.snapshotNow()
+        if (held instanceof Map) for (const [n, v] of held) since[n] = v.version
         return serviceId ? { since, serviceId } : { since }
       }
     })
