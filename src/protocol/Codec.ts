@@ -94,12 +94,18 @@ export const decodeServerMessage = (frame: Uint8Array): Either.Either<ServerMess
   Either.flatMap(unpack(frame), (value): Either.Either<ServerMessage, ProtocolError> =>
     typeof value === "object" && value !== null && "push" in value ? decodePush(value) : decodeReply(value))
 
-/** A result decoded against the schema of its op. */
-export const decodeResult = <A, I>(schema: Schema.Schema<A, I>) => {
+const resultDecoders = new WeakMap<object, (result: unknown) => Either.Either<any, ProtocolError>>()
+
+/** A result decoded against the schema of its op (the decoder is built once per schema). */
+export const decodeResult = <A, I>(schema: Schema.Schema<A, I>): (result: unknown) => Either.Either<A, ProtocolError> => {
+  const known = resultDecoders.get(schema)
+  if (known) return known
   const decode = Schema.decodeUnknownEither(schema, { onExcessProperty: "ignore" })
-  return (result: unknown): Either.Either<A, ProtocolError> =>
+  const decoder = (result: unknown): Either.Either<A, ProtocolError> =>
     Either.mapLeft(decode(result), (error) =>
       new ProtocolError({ message: `unexpected result: ${ParseResult.TreeFormatter.formatErrorSync(error)}` }))
+  resultDecoders.set(schema, decoder)
+  return decoder
 }
 
 const detailKeys = new Set(["_tag", "code", "message", "cause", "stack", "name"])

@@ -90,6 +90,8 @@ export class WssTransport extends Context.Tag("commy/WssTransport")<WssTransport
 }
 
 interface Pending {
+  readonly op: string
+  readonly deadline: number
   readonly resolve: (reply: { result?: unknown; error?: { code: string; message: string } }) => void
 }
 
@@ -118,32 +120,51 @@ export const connect = (options: TransportOptions): Effect.Effect<WssTransportSe
     let connections = 0
     let attempt = 0
 
+    type Reply = { result?: unknown; error?: { code: string; message: string } }
+
+    // One sweeper for every request's deadline instead of a timer per request.
+    let sweeper: ReturnType<typeof setInterval> | undefined
+    const sweep = () => {
+      const now = Date.now()
+      for (const entry of [...pending.values()]) {
+        if (entry.deadline <= now) {
+          entry.resolve({ error: { code: RequestTimeout.code, message: `no reply to ${entry.op} within ${timeoutMs} ms` } })
+        }
+      }
+      if (pending.size === 0 && sweeper) {
+        clearInterval(sweeper)
+        sweeper = undefined
+      }
+    }
+
+    /** Sends one request; `onReply` runs exactly once (reply, timeout or disconnect). Returns its id. */
+    const send = (socket: WebSocket, body: RequestBody, onReply: (reply: Reply) => void, onResult?: (result: unknown) => void) => {
+      const id = nextId++ >>> 0
+      if (nextId > 0xffffffff) nextId = 1
+      pending.set(id, {
+        op: body.op,
+        deadline: Date.now() + timeoutMs,
+        resolve: (reply) => {
+          if (!pending.delete(id)) return
+          if (onResult && reply.result !== undefined) onResult(reply.result)
+          onReply(reply)
+        }
+      })
+      if (!sweeper) sweeper = setInterval(sweep, Math.max(10, Math.min(250, timeoutMs / 4))).unref()
+      if (socket.readyState !== WebSocket.OPEN) {
+        pending.get(id)!.resolve({ error: { code: ConnectionClosed.code, message: "not connected" } })
+      } else {
+        socket.send(encodeFrame({ ...body, id }))
+      }
+      return id
+    }
+
     const rawRequest = (
       socket: WebSocket,
       body: RequestBody,
       /** Runs synchronously on a successful reply, before any later frame is handled. */
       onResult?: (result: unknown) => void
-    ): Promise<{ result?: unknown; error?: { code: string; message: string } }> =>
-      new Promise((resolve) => {
-        const id = nextId++ >>> 0
-        if (nextId > 0xffffffff) nextId = 1
-        const timer = setTimeout(() => {
-          pending.delete(id)
-          resolve({ error: { code: RequestTimeout.code, message: `no reply to ${body.op} within ${timeoutMs} ms` } })
-        }, timeoutMs)
-        pending.set(id, {
-          resolve: (reply) => {
-            clearTimeout(timer)
-            pending.delete(id)
-            if (onResult && reply.result !== undefined) onResult(reply.result)
-            resolve(reply)
-          }
-        })
-        if (socket.readyState !== WebSocket.OPEN) {
-          return pending.get(id)!.resolve({ error: { code: ConnectionClosed.code, message: "not connected" } })
-        }
-        socket.send(encodeFrame({ ...body, id }))
-      })
+    ): Promise<Reply> => new Promise((resolve) => send(socket, body, resolve, onResult))
 
     const toResult = <A, I>(reply: { result?: unknown; error?: { code: string; message: string } }, schema: Schema.Schema<A, I>) =>
       reply.error
@@ -273,23 +294,26 @@ export const connect = (options: TransportOptions): Effect.Effect<WssTransportSe
       Effect.sync(() => {
         closed = true
         if (reconnectTimer) clearTimeout(reconnectTimer)
+        if (sweeper) clearInterval(sweeper)
         failPending("transport closed")
         ws?.close(1000, "client closing")
       })
     )
 
     const request = <A, I>(body: RequestBody, schema: Schema.Schema<A, I>): Effect.Effect<A, CommyError> =>
-      Effect.flatMap(
-        Effect.promise(() => {
-          const socket = ws
-          if (!socket) return Promise.resolve({ error: { code: ConnectionClosed.code, message: "not connected (reconnecting)" } })
-          if (pending.size >= (hello?.maxInFlight ?? 256)) {
-            return Promise.resolve({ error: { code: LimitExceeded.code, message: "too many requests in flight" } })
-          }
-          return rawRequest(socket, body)
-        }),
-        (reply) => toResult(reply, schema)
-      )
+      Effect.async<A, CommyError>((resume) => {
+        const socket = ws
+        if (!socket) return resume(Effect.fail(new ConnectionClosed({ message: "not connected (reconnecting)" })))
+        if (pending.size >= (hello?.maxInFlight ?? 256)) {
+          return resume(Effect.fail(new LimitExceeded({ message: "too many requests in flight" })))
+        }
+        const id = send(socket, body, (reply) => {
+          const result = toResult(reply, schema)
+          resume(Either.isRight(result) ? Effect.succeed(result.right) : Effect.fail(result.left))
+        })
+        // Interrupted: forget the request; a late reply is then ignored.
+        return Effect.sync(() => void pending.delete(id))
+      })
 
     const subscribe = (tenant: string, service: string, callbacks: SubscriptionCallbacks) =>
       Effect.gen(function*() {
