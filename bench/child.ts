@@ -5,11 +5,10 @@
  * COMMY_NATIVE_PATH, since the bundle lives elsewhere.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import * as crypto from "node:crypto"
-import * as esbuild from "esbuild"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { addonPath, bundleEntry } from "../test/support/bundle.js"
 
 /** Processes started by the bench, and synchronous cleanups: run on any exit path. */
 const started = new Set<ChildProcess>()
@@ -44,25 +43,13 @@ export const cleanupOnExit = (cleanup: () => void): (() => void) => {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const packageRoot = path.resolve(here, "..")
 const bundles = new Map<string, string>()
 
 /** bench/fixtures/<name> bundled to one .mjs (cached for this bench process). */
 export const bundled = (name: string): string => {
   const cached = bundles.get(name)
   if (cached) return cached
-  const dir = path.join(packageRoot, "node_modules", ".cache", "commy-bench")
-  fs.mkdirSync(dir, { recursive: true })
-  const out = path.join(dir, `${path.basename(name, ".ts")}-${crypto.randomBytes(4).toString("hex")}.mjs`)
-  esbuild.buildSync({
-    entryPoints: [path.join(here, "fixtures", name)],
-    outfile: out,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    logLevel: "error"
-  })
+  const out = bundleEntry(path.join(here, "fixtures", name), "commy-bench")
   bundles.set(name, out)
   return out
 }
@@ -83,7 +70,7 @@ export interface LiveChild {
 
 export const startChild = (fixture: string, args: ReadonlyArray<string>): LiveChild => {
   const child = spawn(process.execPath, [bundled(fixture), ...args], {
-    env: { COMMY_NATIVE_PATH: path.join(packageRoot, "build", "Release", "commy.node"), ...process.env },
+    env: { COMMY_NATIVE_PATH: addonPath, ...process.env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   killOnExit(child)

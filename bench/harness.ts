@@ -43,6 +43,15 @@ export const median = (values: ReadonlyArray<number>): number => {
 export const percentile = (sorted: ArrayLike<number>, p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 
+/** Latency summary of an ascending sample array. */
+export const stats = (d: { readonly sorted: ArrayLike<number> }) => ({
+  p50: percentile(d.sorted, 50),
+  p90: percentile(d.sorted, 90),
+  p99: percentile(d.sorted, 99),
+  min: d.sorted[0]!,
+  max: d.sorted[d.sorted.length - 1]!
+})
+
 export interface SyncCase {
   readonly name: string
   /** Runs the operation `iterations` times; returns a number derived from the results. */

@@ -20,7 +20,7 @@ import { createServiceFile, openServiceFile } from "../src/local/ServiceFiles.js
 import * as Var from "../src/local/VarType.js"
 import { loadNative, NativeAddon } from "../src/native/NativeAddon.js"
 import { type LiveChild, removeBundles, startChild } from "./child.js"
-import { fmt, type GroupSummary, output, percentile, progress, ratio, table } from "./harness.js"
+import { fmt, type GroupSummary, output, percentile, progress, ratio, stats, table } from "./harness.js"
 
 const WARMUP = 200
 const SAMPLES = 2000
@@ -153,13 +153,6 @@ export const runLatency = async (): Promise<GroupSummary> => {
   }
 
   const futex = distributions[0]!
-  const stats = (d: Distribution) => ({
-    p50: percentile(d.sorted, 50),
-    p90: percentile(d.sorted, 90),
-    p99: percentile(d.sorted, 99),
-    min: d.sorted[0]!,
-    max: d.sorted[d.sorted.length - 1]!
-  })
   const base = stats(futex)
   output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${WARMUP} warm-up)\n`)
   output(table(

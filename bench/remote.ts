@@ -21,13 +21,11 @@
  * preloaded with --import, started just before the writer and stopped after the drain) into
  * that directory; the top self-time frames are printed.
  */
-import * as esbuild from "esbuild"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { spawn } from "node:child_process"
-import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -37,9 +35,10 @@ import { fileURLToPath } from "node:url"
 import * as Var from "../src/local/VarType.js"
 import { Empty, ReadResult, ServiceResult, WriteResult } from "../src/protocol/Messages.js"
 import { connect, type WssTransportService } from "../src/remote/WssTransport.js"
+import { addonPath, bundleEntry } from "../test/support/bundle.js"
 import { makeKey, startTestServer, stopTestServer, type TestServer } from "../test/support/server.js"
 import { cleanupOnExit, killOnExit } from "./child.js"
-import { fmt, type GroupSummary, output, percentile, progress, ratio, table } from "./harness.js"
+import { fmt, type GroupSummary, output, percentile, progress, ratio, stats, table } from "./harness.js"
 import { RespClient, startRedis } from "./redis.js"
 
 const LAT_WARMUP = 200
@@ -71,27 +70,11 @@ const u32 = (value: number) => {
 // ---------- child processes ----------
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const packageRoot = path.resolve(here, "..")
 let fixtureBundle: string | undefined
-/**
- * bench/fixtures/remoteChild.ts bundled once to plain ESM. Unlike bench/child.ts's bundles this
- * one includes `ws` (CommonJS), so the bundle gets a `require` for Node builtins.
- */
+/** bench/fixtures/remoteChild.ts bundled once (removed at exit). */
 const remoteChildBundle = (): string => {
   if (fixtureBundle) return fixtureBundle
-  const dir = path.join(packageRoot, "node_modules", ".cache", "commy-bench")
-  fs.mkdirSync(dir, { recursive: true })
-  const out = path.join(dir, `remoteChild-${crypto.randomBytes(4).toString("hex")}.mjs`)
-  esbuild.buildSync({
-    entryPoints: [path.join(here, "fixtures", "remoteChild.ts")],
-    outfile: out,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    banner: { js: "import { createRequire as __commyRequire } from \"node:module\"; const require = __commyRequire(import.meta.url);" },
-    logLevel: "error"
-  })
+  const out = bundleEntry(path.join(here, "fixtures", "remoteChild.ts"), "commy-bench")
   cleanupOnExit(() => fs.rmSync(out, { force: true }))
   fixtureBundle = out
   return out
@@ -107,7 +90,7 @@ interface Child {
 
 const startRemoteChild = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Child => {
   const child = spawn(process.execPath, [remoteChildBundle(), ...args], {
-    env: { ...process.env, COMMY_NATIVE_PATH: path.join(packageRoot, "build", "Release", "commy.node"), ...env },
+    env: { ...process.env, COMMY_NATIVE_PATH: addonPath, ...env },
     stdio: ["pipe", "pipe", "pipe"]
   })
   killOnExit(child)
@@ -200,14 +183,6 @@ const drive = async (child: Child, name: string, write: (value: number) => Promi
   const samples = JSON.parse(line.slice("samples ".length)) as Array<number>
   return { name, received: samples.length, sorted: Float64Array.from(samples, (ns) => ns / 1000).sort() }
 }
-
-const stats = (d: Distribution) => ({
-  p50: percentile(d.sorted, 50),
-  p90: percentile(d.sorted, 90),
-  p99: percentile(d.sorted, 99),
-  min: d.sorted[0]!,
-  max: d.sorted[d.sorted.length - 1]!
-})
 
 // ---------- 2. round trip ----------
 

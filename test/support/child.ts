@@ -5,14 +5,11 @@
  * ~100 ms instead of paying tsx's compile on every spawn (tests spawn hundreds of children).
  */
 import { spawn } from "node:child_process"
-import * as crypto from "node:crypto"
-import * as esbuild from "esbuild"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { addonPath, bundleEntry } from "./bundle.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const packageRoot = path.resolve(here, "..", "..")
 export const fixture = (name: string): string => path.resolve(here, "..", "fixtures", name)
 
 const bundles = new Map<string, string>()
@@ -28,39 +25,18 @@ const track = <C extends ReturnType<typeof spawn>>(child: C): C => {
   return child
 }
 
-/**
- * Packages left out of bundles: native addons that find their `.node` file relative to their
- * own package (the bundle lives in node_modules/.cache, so they still resolve from node_modules).
- */
-const external = ["better-sqlite3"]
-
 /** The fixture bundled to one .mjs file (cached for this test process); also for worker_threads. */
 export const bundled = (name: string): string => {
   const cached = bundles.get(name)
   if (cached) return cached
-  // Everything bundled and tree-shaken: loading all of effect's modules costs ~0.4 s per child.
-  const dir = path.join(packageRoot, "node_modules", ".cache", "commy-fixtures")
-  fs.mkdirSync(dir, { recursive: true })
-  const out = path.join(dir, `${path.basename(name, ".ts")}-${crypto.randomBytes(4).toString("hex")}.mjs`)
-  esbuild.buildSync({
-    entryPoints: [fixture(name)],
-    outfile: out,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    external,
-    // CommonJS dependencies (ws, ...) require Node builtins: give the ESM bundle a `require`.
-    banner: { js: "import { createRequire as __commyRequire } from \"node:module\"; const require = __commyRequire(import.meta.url);" },
-    logLevel: "error"
-  })
+  const out = bundleEntry(fixture(name), "commy-fixtures")
   bundles.set(name, out)
   return out
 }
 
 /** Child environment: the addon is found by absolute path, since the bundle moved. */
 const childEnv = (extra: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv => ({
-  COMMY_NATIVE_PATH: path.join(packageRoot, "build", "Release", "commy.node"),
+  COMMY_NATIVE_PATH: addonPath,
   ...process.env,
   ...extra
 })
