@@ -225,13 +225,27 @@ export const fixedWidth = (id: number): number | undefined =>
  * The value bytes of any variable, whatever its type: what name-based reads, writes and change
  * events carry. Fixed-width types take exactly their width.
  */
+const raws = new Map<string, VarType<Uint8Array>>()
+
 export const raw = (typeId: number, capacity: number): VarType<Uint8Array> => {
-  const any = bytes(capacity)
-  const width = fixedWidth(typeId)
-  if (width === undefined) return any
-  return {
-    ...any,
-    fixed: true,
-    check: (value) => any.check(value) ?? ((value as Uint8Array).length === width ? undefined : `needs exactly ${width} bytes`)
+  // Stateless, so one per (type, capacity): by-name reads and writes ask for it on every call.
+  const key = `${typeId}:${capacity}`
+  let type = raws.get(key)
+  if (type === undefined) {
+    const any = bytes(capacity)
+    const width = fixedWidth(typeId)
+    // `id` is the variable's own type id, so defining with a raw type creates that type.
+    type = width === undefined
+      ? { ...any, id: typeId }
+      : {
+        ...any,
+        id: typeId,
+        fixed: true,
+        check: (value) => any.check(value) ?? ((value as Uint8Array).length === width ? undefined : `needs exactly ${width} bytes`)
+      }
+    // Capacities come from files and the network: keep the cache bounded.
+    if (raws.size >= 4096) raws.clear()
+    raws.set(key, type)
   }
+  return type
 }

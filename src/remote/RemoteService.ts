@@ -99,7 +99,7 @@ export const openRemoteService = (
         const present = new Set(layout.map((v) => v.name))
         for (const v of yield* mirror.list) if (!present.has(v.name)) yield* mirror.remove(v.name)
         for (const v of layout) {
-          const type = { ...VarType.raw(v.type, v.capacity), id: v.type, capacity: v.capacity }
+          const type = VarType.raw(v.type, v.capacity)
           // A variable re-created with another type: drop ours first.
           const defined = yield* Effect.either(mirror.define(v.name, type, { persistent: v.persistent }))
           if (defined._tag === "Left" && defined.left._tag === "TypeMismatch") {
@@ -204,7 +204,7 @@ export const openRemoteService = (
             persistent: defineOptions.persistent ?? false
           }, Messages.VariableInfo)
           // Define in the mirror now; the layout push that follows is then a no-op.
-          yield* mirror.define(variableName, { ...VarType.raw(info.type, info.capacity), id: info.type, capacity: info.capacity }, defineOptions)
+          yield* mirror.define(variableName, VarType.raw(info.type, info.capacity), defineOptions)
           return yield* remoteVariable(type, { name: variableName })
         }),
       variable: (variableName, type) => Effect.zipRight(live, remoteVariable(type, { name: variableName })),

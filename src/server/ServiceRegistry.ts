@@ -145,5 +145,5 @@ export const wireType = (typeId: number, capacity: number | undefined): VarType.
   if (width !== undefined && capacity !== undefined && capacity !== width) {
     return `type ${typeId} has a fixed width of ${width}`
   }
-  return { ...VarType.raw(typeId, size), id: typeId, capacity: size }
+  return VarType.raw(typeId, size)
 }
