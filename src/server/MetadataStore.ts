@@ -11,6 +11,7 @@ import type {
   AuthenticationFailed,
   InvalidArgument,
   InvalidName,
+  LimitExceeded,
   ServiceNotFound,
   StoreError,
   TenantNotFound
@@ -39,6 +40,8 @@ export interface ApiKeyRecord {
   readonly label: string
   readonly createdAt: number
   readonly revoked: boolean
+  /** An operator key may also create and delete tenants over the protocol. */
+  readonly operator: boolean
 }
 
 export interface Grant {
@@ -54,6 +57,12 @@ export interface Principal {
   readonly keyId: string
 }
 
+/** What a principal's key is now: `active` is false once it is revoked or its tenant deleted. */
+export interface KeyStatus {
+  readonly active: boolean
+  readonly operator: boolean
+}
+
 export interface MetadataStoreService {
   readonly createTenant: (name: string) => Effect.Effect<Tenant, InvalidName | AlreadyExists | StoreError>
   readonly getTenant: (name: string) => Effect.Effect<Tenant, TenantNotFound | StoreError>
@@ -61,20 +70,33 @@ export interface MetadataStoreService {
   /** Deletes the tenant with its keys, grants and service records; returns the removed services. */
   readonly deleteTenant: (name: string) => Effect.Effect<ReadonlyArray<ServiceRecord>, TenantNotFound | StoreError>
 
+  /**
+   * Creates a service record. With `maxServices`, fails with LimitExceeded when the tenant already
+   * holds that many services (checked in the same statement as the insert, so concurrent creates
+   * cannot overshoot).
+   */
   readonly createService: (input: {
     readonly tenant: string
     readonly name: string
     readonly persistent: boolean
-  }) => Effect.Effect<ServiceRecord, InvalidName | AlreadyExists | TenantNotFound | StoreError>
+    readonly maxServices?: number | undefined
+  }) => Effect.Effect<ServiceRecord, InvalidName | AlreadyExists | TenantNotFound | LimitExceeded | StoreError>
   readonly getService: (tenant: string, name: string) => Effect.Effect<ServiceRecord, ServiceNotFound | StoreError>
   readonly listServices: (tenant: string) => Effect.Effect<ReadonlyArray<ServiceRecord>, TenantNotFound | StoreError>
   readonly deleteService: (tenant: string, name: string) => Effect.Effect<ServiceRecord, ServiceNotFound | StoreError>
+  /** How many services the tenant holds (0 for a tenant that does not exist). */
+  readonly countServices: (tenant: string) => Effect.Effect<number, StoreError>
 
   /**
    * Creates a key. `secret` is the full key string, shown once: only its hash is stored.
-   * Format: `commy_<id>_<secret>` with 256 bits of secret.
+   * Format: `commy_<id>_<secret>` with 256 bits of secret. `operator` (default false) marks a key
+   * that may also create and delete tenants.
    */
-  readonly createKey: (input: { readonly tenant: string; readonly label: string }) => Effect.Effect<
+  readonly createKey: (input: {
+    readonly tenant: string
+    readonly label: string
+    readonly operator?: boolean | undefined
+  }) => Effect.Effect<
     { readonly record: ApiKeyRecord; readonly secret: string },
     TenantNotFound | StoreError
   >
@@ -104,6 +126,11 @@ export interface MetadataStoreService {
   }) => Effect.Effect<void, InvalidArgument | StoreError>
   /** The principal a verified client certificate stands for in a tenant. */
   readonly authenticateCertificate: (tenant: string, fingerprint: string) => Effect.Effect<Principal, AuthenticationFailed | StoreError>
+  /**
+   * The principal's key as it is now (not cached, so a revocation or a deleted tenant shows at
+   * once). Unknown keys are inactive.
+   */
+  readonly keyStatus: (principal: Principal) => Effect.Effect<KeyStatus, StoreError>
   /** The rights a principal holds on a service name (its exact grant plus "*" grants). */
   readonly rightsFor: (principal: Principal, service: string) => Effect.Effect<ReadonlySet<Right>, StoreError>
 }

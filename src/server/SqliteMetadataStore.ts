@@ -23,6 +23,7 @@ import {
   AuthenticationFailed,
   InvalidArgument,
   InvalidName,
+  LimitExceeded,
   ServiceNotFound,
   StoreError,
   TenantNotFound
@@ -34,6 +35,7 @@ import { ensureDir, ensurePrivateFile } from "./DataDir.js"
 import {
   type ApiKeyRecord,
   type Grant,
+  type KeyStatus,
   MetadataStore,
   type MetadataStoreService,
   type Right,
@@ -94,6 +96,11 @@ export const migrations: Record<string, Effect.Effect<void, SqlError, SqlClient.
       fingerprint TEXT PRIMARY KEY NOT NULL,
       key_id TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE
     ) STRICT`
+  }),
+  "3_operator": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    // Operator keys may also create and delete tenants over the protocol; existing keys are not.
+    yield* sql`ALTER TABLE api_keys ADD COLUMN operator INTEGER NOT NULL DEFAULT 0 CHECK (operator IN (0, 1))`
   })
 }
 
@@ -116,6 +123,7 @@ interface KeyRow {
   readonly label: string
   readonly created_at: number
   readonly revoked_at: number | null
+  readonly operator: number
 }
 interface GrantRow {
   readonly key_id: string
@@ -136,7 +144,8 @@ const toKey = (row: KeyRow): ApiKeyRecord => ({
   tenant: row.tenant,
   label: row.label,
   createdAt: row.created_at,
-  revoked: row.revoked_at !== null
+  revoked: row.revoked_at !== null,
+  operator: row.operator === 1
 })
 const parseRights = (stored: string): ReadonlyArray<Right> => stored.split(",").filter(isRight)
 const toGrant = (row: GrantRow): Grant => ({ keyId: row.key_id, service: row.service, rights: parseRights(row.rights) })
@@ -216,8 +225,12 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
     Effect.gen(function*() {
       const invalid = checkServiceName(input.name)
       if (invalid) return yield* invalid
+      const limit = input.maxServices ?? -1
+      // One statement: the count and the insert cannot interleave with another create, even from
+      // another process. (SQLite needs the WHERE before an upsert clause on INSERT … SELECT.)
       const rows = yield* sql<ServiceRow>`INSERT INTO services (id, tenant, name, persistent, created_at)
-        VALUES (${newServiceId()}, ${input.tenant}, ${input.name}, ${input.persistent ? 1 : 0}, ${now()})
+        SELECT ${newServiceId()}, ${input.tenant}, ${input.name}, ${input.persistent ? 1 : 0}, ${now()}
+        WHERE ${limit} < 0 OR (SELECT count(*) FROM services WHERE tenant = ${input.tenant}) < ${limit}
         ON CONFLICT (tenant, name) DO NOTHING
         RETURNING id, tenant, name, persistent, created_at`.pipe(
         Effect.catchTag("SqlError", (e) =>
@@ -225,12 +238,21 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
             sqliteCode(e) === "SQLITE_CONSTRAINT_FOREIGNKEY" ? tenantNotFound(input.tenant) : storeError("createService")(e)
           ))
       )
-      if (rows.length === 0) {
+      if (rows.length > 0) return toService(rows[0]!)
+      // Nothing inserted: the name is taken, or the tenant is full (a taken name wins: it is the
+      // more precise answer). A missing tenant fails the foreign key only when a row is inserted.
+      const taken = yield* sql<{ id: string }>`SELECT id FROM services WHERE tenant = ${input.tenant} AND name = ${input.name}`
+        .pipe(Effect.mapError(storeError("createService")))
+      if (taken.length > 0) {
         return yield* new AlreadyExists({
           message: `service ${JSON.stringify(input.name)} already exists in tenant ${JSON.stringify(input.tenant)}`
         })
       }
-      return toService(rows[0]!)
+      yield* requireTenant(input.tenant)
+      return yield* new LimitExceeded({
+        message: `tenant ${JSON.stringify(input.tenant)} already holds ${limit} services, the most allowed per tenant` +
+          " (delete one first)"
+      })
     })
 
   const serviceNotFound = (tenant: string, name: string) =>
@@ -259,13 +281,19 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
       return toService(rows[0]!)
     })
 
+  const countServices: MetadataStoreService["countServices"] = (tenant) =>
+    sql<{ n: number }>`SELECT count(*) AS n FROM services WHERE tenant = ${tenant}`.pipe(
+      Effect.map((rows) => rows[0]?.n ?? 0),
+      Effect.mapError(storeError("countServices"))
+    )
+
   /** Inserts a fresh key; a 48-bit id collision (primary key) is retried with a new key. */
-  const insertKey = (tenant: string, label: string) =>
+  const insertKey = (tenant: string, label: string, operator: boolean) =>
     Effect.suspend(() => {
       const { id, key } = generateKey()
-      return sql<KeyRow>`INSERT INTO api_keys (id, tenant, label, hash, created_at, revoked_at)
-        VALUES (${id}, ${tenant}, ${label}, ${hashKey(key)}, ${now()}, NULL)
-        RETURNING id, tenant, label, created_at, revoked_at`.pipe(
+      return sql<KeyRow>`INSERT INTO api_keys (id, tenant, label, hash, created_at, revoked_at, operator)
+        VALUES (${id}, ${tenant}, ${label}, ${hashKey(key)}, ${now()}, NULL, ${operator ? 1 : 0})
+        RETURNING id, tenant, label, created_at, revoked_at, operator`.pipe(
         Effect.map((rows) => ({ record: toKey(rows[0]!), secret: key }))
       )
     }).pipe(
@@ -276,7 +304,7 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
     )
 
   const createKey: MetadataStoreService["createKey"] = (input) =>
-    insertKey(input.tenant, input.label).pipe(
+    insertKey(input.tenant, input.label, input.operator ?? false).pipe(
       Effect.catchTag("SqlError", (e) =>
         Effect.fail(
           sqliteCode(e) === "SQLITE_CONSTRAINT_FOREIGNKEY" ? tenantNotFound(input.tenant) : storeError("createKey")(e)
@@ -286,7 +314,7 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
   const listKeys: MetadataStoreService["listKeys"] = (tenant) =>
     Effect.zipRight(
       requireTenant(tenant),
-      sql<KeyRow>`SELECT id, tenant, label, created_at, revoked_at FROM api_keys WHERE tenant = ${tenant}
+      sql<KeyRow>`SELECT id, tenant, label, created_at, revoked_at, operator FROM api_keys WHERE tenant = ${tenant}
         ORDER BY created_at, id`.pipe(Effect.map((rows) => rows.map(toKey)), Effect.mapError(storeError("listKeys")))
     )
 
@@ -383,6 +411,17 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
 
   const certificateFailed = new AuthenticationFailed({ message: "no key of this tenant is bound to the client certificate" })
 
+  const keyStatus: MetadataStoreService["keyStatus"] = (principal) =>
+    sql<{ revoked_at: number | null; operator: number }>`SELECT revoked_at, operator FROM api_keys
+      WHERE id = ${principal.keyId} AND tenant = ${principal.tenant}`.pipe(
+      Effect.map((rows): KeyStatus => {
+        const row = rows[0]
+        const active = row !== undefined && row.revoked_at === null
+        return { active, operator: active && row.operator === 1 }
+      }),
+      Effect.mapError(storeError("keyStatus"))
+    )
+
   const rightsFor: MetadataStoreService["rightsFor"] = (principal, service) =>
     // Joined with the key on every call, so revoking a key (or deleting its tenant) takes effect
     // on connections authenticated before.
@@ -404,12 +443,14 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
     getService,
     listServices,
     deleteService,
+    countServices,
     createKey,
     listKeys,
     revokeKey,
     grant,
     listGrants,
     authenticate,
+    keyStatus,
     rightsFor
   }
 })

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as Context from "effect/Context"
@@ -8,8 +9,9 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { generateKey, hashKey } from "../../src/server/ApiKeys.js"
 import { MetadataStore, type MetadataStoreService } from "../../src/server/MetadataStore.js"
-import { layer } from "../../src/server/SqliteMetadataStore.js"
+import { layer, migrations } from "../../src/server/SqliteMetadataStore.js"
 import { tempDir } from "../support/tempDir.js"
 
 /** Opens the store at `filename` in the current scope (closed with it). */
@@ -267,6 +269,100 @@ describe("SqliteMetadataStore", () => {
         expect(yield* store.listServices("acme")).toEqual([])
         expect(yield* codeOf(store.authenticate("acme", keyA.secret))).toBe("AUTHENTICATION_FAILED")
         expect((yield* store.authenticate("beta", keyB.secret)).tenant).toBe("beta")
+      })
+    ))
+
+  it.effect("operator keys: flagged on creation and in listings; keyStatus follows revocation and tenant deletion", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        yield* store.createTenant("ops")
+        yield* store.createTenant("acme")
+        const operator = yield* store.createKey({ tenant: "ops", label: "root", operator: true })
+        const plain = yield* store.createKey({ tenant: "ops", label: "" })
+        expect(operator.record.operator).toBe(true)
+        expect(plain.record.operator).toBe(false)
+        expect((yield* store.listKeys("ops")).map((k) => [k.label, k.operator]).sort()).toEqual([["", false], ["root", true]])
+
+        // Authentication is unchanged: the operator flag is looked up per operation.
+        const principal = yield* store.authenticate("ops", operator.secret)
+        expect(principal).toEqual({ tenant: "ops", keyId: operator.record.id })
+        expect(yield* store.keyStatus(principal)).toEqual({ active: true, operator: true })
+        expect(yield* store.keyStatus({ tenant: "ops", keyId: plain.record.id })).toEqual({ active: true, operator: false })
+        // The same key id in another tenant, or an unknown id, is no key at all.
+        expect(yield* store.keyStatus({ tenant: "acme", keyId: operator.record.id })).toEqual({ active: false, operator: false })
+        expect(yield* store.keyStatus({ tenant: "ops", keyId: "000000000000" })).toEqual({ active: false, operator: false })
+
+        yield* store.revokeKey("ops", operator.record.id)
+        expect(yield* store.keyStatus(principal)).toEqual({ active: false, operator: false })
+        yield* store.deleteTenant("ops")
+        expect(yield* store.keyStatus({ tenant: "ops", keyId: plain.record.id })).toEqual({ active: false, operator: false })
+      })
+    ))
+
+  it.effect("migration 3_operator: keys of an existing database stay valid and are not operators", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const filename = path.join(dir, "metadata.db")
+      // A database as the previous release left it: migrations 1 and 2 only, with a key inserted
+      // the way that release did (no operator column yet).
+      const old = Object.fromEntries(Object.entries(migrations).filter(([name]) => name !== "3_operator"))
+      expect(Object.keys(old)).toEqual(["1_initial", "2_certificates"])
+      const legacy = generateKey()
+      yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* Migrator.make({})({ loader: Migrator.fromRecord(old), table: "commy_migrations" })
+        yield* sql`INSERT INTO tenants (name, created_at) VALUES ('acme', 1)`
+        yield* sql`INSERT INTO api_keys (id, tenant, label, hash, created_at, revoked_at)
+          VALUES (${legacy.id}, 'acme', 'legacy', ${hashKey(legacy.key)}, 1, NULL)`
+      }).pipe(Effect.provide(SqliteClient.layer({ filename })))
+      const legacySecret = legacy.key
+
+      const store = yield* open(filename)
+      const principal = yield* store.authenticate("acme", legacySecret)
+      expect(yield* store.keyStatus(principal)).toEqual({ active: true, operator: false })
+      expect((yield* store.listKeys("acme")).map((k) => [k.label, k.operator])).toEqual([["legacy", false]])
+      const fresh = yield* store.createKey({ tenant: "acme", label: "new", operator: true })
+      expect(fresh.record.operator).toBe(true)
+      // The column refuses anything but 0 and 1.
+      const bad = yield* Effect.either(Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`UPDATE api_keys SET operator = 2`
+      }).pipe(Effect.provide(SqliteClient.layer({ filename }))))
+      expect(Either.isLeft(bad)).toBe(true)
+    }).pipe(Effect.scoped))
+
+  it.effect("maxServices: creates up to the limit, then LIMIT_EXCEEDED; a taken name still says ALREADY_EXISTS", () =>
+    withStore((store) =>
+      Effect.gen(function*() {
+        yield* store.createTenant("acme")
+        yield* store.createTenant("beta")
+        for (const name of ["a", "b"]) yield* store.createService({ tenant: "acme", name, persistent: false, maxServices: 2 })
+        expect(yield* store.countServices("acme")).toBe(2)
+        const full = yield* Effect.flip(store.createService({ tenant: "acme", name: "c", persistent: false, maxServices: 2 }))
+        expect(full.code).toBe("LIMIT_EXCEEDED")
+        expect(full.message).toMatch(/acme.*2 services/)
+        expect(yield* codeOf(store.createService({ tenant: "acme", name: "a", persistent: false, maxServices: 2 }))).toBe(
+          "ALREADY_EXISTS"
+        )
+        // The limit is per tenant, and a missing tenant is still TENANT_NOT_FOUND (even at limit 0).
+        yield* store.createService({ tenant: "beta", name: "a", persistent: false, maxServices: 2 })
+        expect(yield* codeOf(store.createService({ tenant: "nope", name: "a", persistent: false, maxServices: 0 }))).toBe(
+          "TENANT_NOT_FOUND"
+        )
+        // Concurrent creates cannot overshoot: the count is part of the insert.
+        const results = yield* Effect.forEach(
+          ["c", "d", "e", "f"],
+          (name) => Effect.either(store.createService({ tenant: "beta", name, persistent: false, maxServices: 3 })),
+          { concurrency: "unbounded" }
+        )
+        expect(results.filter(Either.isRight)).toHaveLength(2)
+        expect(yield* store.countServices("beta")).toBe(3)
+        // Room again after a delete; no limit without maxServices.
+        yield* store.deleteService("acme", "a")
+        yield* store.createService({ tenant: "acme", name: "c", persistent: false, maxServices: 2 })
+        yield* store.createService({ tenant: "acme", name: "d", persistent: false })
+        expect(yield* store.countServices("acme")).toBe(3)
+        expect(yield* store.countServices("nope")).toBe(0)
       })
     ))
 
