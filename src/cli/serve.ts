@@ -11,6 +11,7 @@ import * as Option from "effect/Option"
 import { SimdDiff } from "../diff/SimdDiff.js"
 import { NativeAddon } from "../native/NativeAddon.js"
 import { Authenticator } from "../server/Authenticator.js"
+import { defaultLimits } from "../server/Connection.js"
 import { databaseFile, defaultDataDir, ensureDir } from "../server/DataDir.js"
 import { DEFAULT_PORT, startServer } from "../server/Server.js"
 import { layer as storeLayer } from "../server/SqliteMetadataStore.js"
@@ -47,6 +48,10 @@ const options = {
     Options.withDescription("Close a subscriber whose pushes stay backed up this long"),
     Options.withDefault(10_000)
   ),
+  maxServicesPerTenant: Options.integer("max-services-per-tenant").pipe(
+    Options.withDescription("Most services one tenant may hold (service.create beyond it: LIMIT_EXCEEDED)"),
+    Options.withDefault(defaultLimits.maxServicesPerTenant)
+  ),
   json: Options.boolean("json").pipe(Options.withDescription("Print the startup line as JSON"))
 }
 
@@ -70,6 +75,7 @@ interface ServeArgs {
   readonly maxPayload: number
   readonly authTimeoutMs: number
   readonly slowConsumerMs: number
+  readonly maxServicesPerTenant: number
   readonly json: boolean
 }
 
@@ -80,7 +86,12 @@ const run = (dataDir: string, o: ServeArgs) =>
       host: o.host,
       port: o.port,
       insecure: o.insecure,
-      limits: { maxPayload: o.maxPayload, authTimeoutMs: o.authTimeoutMs, slowConsumerMs: o.slowConsumerMs },
+      limits: {
+        maxPayload: o.maxPayload,
+        authTimeoutMs: o.authTimeoutMs,
+        slowConsumerMs: o.slowConsumerMs,
+        maxServicesPerTenant: o.maxServicesPerTenant
+      },
       ...Option.match(o.cert, { onNone: () => ({}), onSome: (certFile) => ({ certFile }) }),
       ...Option.match(o.key, { onNone: () => ({}), onSome: (keyFile) => ({ keyFile }) }),
       ...Option.match(o.clientCa, { onNone: () => ({}), onSome: (clientCaFile) => ({ clientCaFile }) })

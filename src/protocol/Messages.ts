@@ -30,6 +30,11 @@ export const Auth = request("auth", {
   token: Schema.optional(Schema.String)
 })
 export const Ping = request("ping", {})
+/** Tenants: create and delete need an operator key; get and list show what the connection may see. */
+export const TenantCreate = request("tenant.create", { tenant: Name })
+export const TenantGet = request("tenant.get", { tenant: Name })
+export const TenantList = request("tenant.list", {})
+export const TenantDelete = request("tenant.delete", { tenant: Name })
 export const ServiceCreate = request("service.create", {
   ...Target,
   persistent: Schema.optional(Schema.Boolean),
@@ -70,6 +75,10 @@ export const Request = Schema.Union(
   Hello,
   Auth,
   Ping,
+  TenantCreate,
+  TenantGet,
+  TenantList,
+  TenantDelete,
   ServiceCreate,
   ServiceGet,
   ServiceList,
@@ -109,6 +118,15 @@ export const ServiceInfo = Schema.Struct({
 })
 export type ServiceInfo = typeof ServiceInfo.Type
 
+export const TenantInfo = Schema.Struct({
+  name: Name,
+  /** Milliseconds since the epoch. */
+  createdAt: Schema.Number,
+  /** How many services the tenant holds (all of them, whatever the caller's grants). */
+  services: Schema.Number
+})
+export type TenantInfo = typeof TenantInfo.Type
+
 export const ErrorBody = Schema.Struct({
   code: Schema.String,
   message: Schema.String,
@@ -135,6 +153,8 @@ export const HelloResult = Schema.Struct({
   heartbeatMs: Schema.Number
 })
 export const AuthResult = Schema.Struct({ tenant: Name, keyId: Schema.String })
+export const TenantResult = Schema.Struct({ tenant: TenantInfo })
+export const TenantListResult = Schema.Struct({ tenants: Schema.Array(TenantInfo) })
 export const ServiceResult = Schema.Struct({ service: ServiceInfo })
 export const ServiceListResult = Schema.Struct({ services: Schema.Array(ServiceInfo) })
 export const VarListResult = Schema.Struct({ variables: Schema.Array(VariableInfo) })

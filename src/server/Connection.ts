@@ -36,6 +36,7 @@ import {
 } from "../protocol/Messages.js"
 import type { AuthenticatorService, Peer } from "./Authenticator.js"
 import { Subscription } from "./Subscription.js"
+import { makeTenantOps } from "./TenantOps.js"
 import type { MetadataStoreService, Principal, Right, ServiceRecord } from "./MetadataStore.js"
 import { broadcast, layoutOf, type OpenService, type ServiceRegistry, wireType } from "./ServiceRegistry.js"
 
@@ -52,6 +53,8 @@ export interface Limits {
   /** Largest service file a client may create, and most variables in one. */
   readonly maxServiceBytes: number
   readonly maxServiceVariables: number
+  /** Most services one tenant may hold; `service.create` beyond it fails with LIMIT_EXCEEDED. */
+  readonly maxServicesPerTenant: number
 }
 
 export const defaultLimits: Limits = {
@@ -64,7 +67,8 @@ export const defaultLimits: Limits = {
   slowConsumerMs: 10_000,
   highWaterBytes: 4 * 1024 * 1024,
   maxServiceBytes: 256 * 1024 * 1024,
-  maxServiceVariables: 65_536
+  maxServiceVariables: 65_536,
+  maxServicesPerTenant: 4096
 }
 
 /** Live counts, reported by GET /health. */
@@ -97,6 +101,7 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
     const run = FiberSet.runtime(fibers)<never>()
     const runFork = yield* run
     const principals = new Map<string, Principal>()
+    const tenants = makeTenantOps(ctx.store, ctx.registry, principals)
     const rightsCache = new Map<string, { rights: ReadonlySet<Right>; at: number }>()
     const subscriptions = new Map<number, Subscription>()
     const self = {}
@@ -257,6 +262,14 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
           })
         case "ping":
           return Effect.succeed({ result: { time: Date.now() } })
+        case "tenant.create":
+          return Effect.map(tenants.create(req.tenant), (result) => ({ result }))
+        case "tenant.get":
+          return Effect.map(tenants.get(req.tenant), (result) => ({ result }))
+        case "tenant.list":
+          return Effect.map(tenants.list, (result) => ({ result }))
+        case "tenant.delete":
+          return Effect.map(tenants.remove(req.tenant), (result) => ({ result }))
         case "service.create":
           return Effect.gen(function*() {
             const principal = yield* principalFor(req.tenant)
@@ -270,7 +283,8 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
             const record = yield* ctx.store.createService({
               tenant: req.tenant,
               name: req.service,
-              persistent: req.persistent ?? false
+              persistent: req.persistent ?? false,
+              maxServices: limits.maxServicesPerTenant
             })
             const created = yield* Effect.either(createServiceFile(ctx.root, {
               id: record.id,

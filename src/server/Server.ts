@@ -61,6 +61,9 @@ export const startServer = (
       return yield* new InvalidArgument({ message: "plain ws:// is only allowed on a loopback address" })
     }
     const limits: Limits = { ...defaultLimits, ...options.limits }
+    if (!Number.isSafeInteger(limits.maxServicesPerTenant) || limits.maxServicesPerTenant < 0) {
+      return yield* new InvalidArgument({ message: "the most services per tenant is a whole number, 0 or more" })
+    }
     const store = yield* MetadataStore
     const root = servicesDir(options.dataDir)
     yield* prepareRoot(root)

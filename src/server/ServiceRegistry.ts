@@ -95,11 +95,14 @@ export const makeServiceRegistry = (options: {
         yield* Scope.close(service.scope, Exit.void)
       })
 
-    /** Deletes a service's file and record (explicit delete, or the last client of a non-persistent one). */
-    const destroy = (record: ServiceRecord) =>
+    /**
+     * Deletes a service's file and record (explicit delete, its tenant's deletion, or the last
+     * client of a non-persistent one); subscribers get an `ended` push with `message`.
+     */
+    const destroy = (record: ServiceRecord, message = `service ${record.name} was deleted`) =>
       Effect.gen(function*() {
         const service = open.get(record.id)
-        if (service) yield* close(service, "SERVICE_NOT_FOUND", `service ${record.name} was deleted`)
+        if (service) yield* close(service, "SERVICE_NOT_FOUND", message)
         yield* Effect.ignore(removeServiceFile(options.root, record.id))
         yield* Effect.ignore(options.store.deleteService(record.tenant, record.name))
       })
@@ -121,7 +124,8 @@ export const makeServiceRegistry = (options: {
             else yield* destroy(service.record)
           }
         })),
-      destroy: (record: ServiceRecord): Effect.Effect<void> => lock.withPermits(1)(destroy(record)),
+      destroy: (record: ServiceRecord, message?: string): Effect.Effect<void> =>
+        lock.withPermits(1)(destroy(record, message)),
       /** Closes every open service (server shutdown); persistent ones stay on disk. */
       closeAll: lock.withPermits(1)(Effect.gen(function*() {
         for (const service of [...open.values()]) {

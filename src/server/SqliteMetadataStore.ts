@@ -225,12 +225,12 @@ const make: Effect.Effect<MetadataStoreService, never, SqlClient.SqlClient> = Ef
     Effect.gen(function*() {
       const invalid = checkServiceName(input.name)
       if (invalid) return yield* invalid
-      const limit = input.maxServices ?? -1
+      const limit = input.maxServices ?? Number.MAX_SAFE_INTEGER
       // One statement: the count and the insert cannot interleave with another create, even from
       // another process. (SQLite needs the WHERE before an upsert clause on INSERT … SELECT.)
       const rows = yield* sql<ServiceRow>`INSERT INTO services (id, tenant, name, persistent, created_at)
         SELECT ${newServiceId()}, ${input.tenant}, ${input.name}, ${input.persistent ? 1 : 0}, ${now()}
-        WHERE ${limit} < 0 OR (SELECT count(*) FROM services WHERE tenant = ${input.tenant}) < ${limit}
+        WHERE (SELECT count(*) FROM services WHERE tenant = ${input.tenant}) < ${limit}
         ON CONFLICT (tenant, name) DO NOTHING
         RETURNING id, tenant, name, persistent, created_at`.pipe(
         Effect.catchTag("SqlError", (e) =>

@@ -36,6 +36,8 @@ export const stopTestServer = async (server: TestServer, signal: NodeJS.Signals 
 export interface Setup {
   readonly tenant: string
   readonly grants: ReadonlyArray<{ readonly service: string; readonly rights: ReadonlyArray<Right> }>
+  /** An operator key (may create and delete tenants). */
+  readonly operator?: boolean
 }
 
 /** Creates a tenant and one key with the given grants; returns the key string. */
@@ -43,7 +45,7 @@ export const makeKey = (dataDir: string, setup: Setup): Effect.Effect<string, un
   Effect.gen(function*() {
     const store = yield* MetadataStore
     yield* Effect.ignore(store.createTenant(setup.tenant))
-    const { record, secret } = yield* store.createKey({ tenant: setup.tenant, label: "test" })
+    const { record, secret } = yield* store.createKey({ tenant: setup.tenant, label: "test", operator: setup.operator ?? false })
     for (const grant of setup.grants) {
       yield* store.grant({ tenant: setup.tenant, keyId: record.id, service: grant.service, rights: grant.rights })
     }
