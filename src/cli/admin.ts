@@ -150,6 +150,9 @@ const keyCreate = Command.make(
   {
     tenant,
     label: Options.text("label").pipe(Options.withDescription("What the key is for"), Options.withDefault("")),
+    operator: Options.boolean("operator").pipe(
+      Options.withDescription("An operator key: may also create and delete tenants over the protocol")
+    ),
     dataDir,
     json
   },
@@ -161,14 +164,16 @@ const keyCreate = Command.make(
           const invalid = checkLabel(args.label)
           if (invalid) return yield* invalid
           const store = yield* MetadataStore
-          return yield* store.createKey({ tenant: args.tenant, label: args.label })
+          return yield* store.createKey({ tenant: args.tenant, label: args.label, operator: args.operator })
         }),
       ({ record, secret }) => {
         const warning = "Store this key now: it cannot be shown again."
         return {
           json: { ...record, key: secret, warning },
           human: [
-            `Created key ${record.id} for tenant ${record.tenant}${record.label ? ` (${record.label})` : ""}:`,
+            `Created ${record.operator ? "operator key" : "key"} ${record.id} for tenant ${record.tenant}${
+              record.label ? ` (${record.label})` : ""
+            }:`,
             "",
             `  ${secret}`,
             "",
@@ -201,7 +206,7 @@ const keyList = Command.make(
             k.id,
             k.label,
             iso(k.createdAt),
-            k.revoked ? "revoked" : "active",
+            (k.revoked ? "revoked" : "active") + (k.operator ? ",operator" : ""),
             k.grants.map((g) => `${g.service}=${g.rights.join(",")}`).join(" ")
           ])
         ])

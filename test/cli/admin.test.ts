@@ -139,6 +139,33 @@ describe("admin CLI", () => {
       expect((yield* store.authenticate("acme", created["key"] as string)).keyId).toBe(created["id"])
     }).pipe(Effect.scoped))
 
+  it.effect("key create --operator makes an operator key; key list shows which keys are", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      yield* run(dir, "tenant", "create", "ops")
+      const operator = (yield* runJson(dir, "key", "create", "--tenant", "ops", "--label", "root", "--operator")) as {
+        id: string
+        key: string
+        operator: boolean
+      }
+      expect(operator).toMatchObject({ tenant: "ops", label: "root", operator: true, revoked: false })
+      const plain = (yield* runJson(dir, "key", "create", "--tenant", "ops")) as { id: string; operator: boolean }
+      expect(plain.operator).toBe(false)
+      const human = yield* run(dir, "key", "create", "--tenant", "ops", "--operator")
+      expect(human.stdout[0]).toMatch(/^Created operator key [0-9a-f]{12} for tenant ops:/)
+
+      const listed = (yield* runJson(dir, "key", "list", "--tenant", "ops")) as Array<{ id: string; operator: boolean }>
+      expect(listed.find((k) => k.id === operator.id)?.operator).toBe(true)
+      expect(listed.find((k) => k.id === plain.id)?.operator).toBe(false)
+      const table = (yield* run(dir, "key", "list", "--tenant", "ops")).stdout.join("\n")
+      expect(table).toMatch(new RegExp(`${operator.id}\\s+root\\s+\\S+\\s+active,operator`))
+
+      // What the server will see: the key authenticates as usual and is an operator.
+      const store = yield* storeAt(dir)
+      const principal = yield* store.authenticate("ops", operator.key)
+      expect(yield* store.keyStatus(principal)).toEqual({ active: true, operator: true })
+    }).pipe(Effect.scoped))
+
   it.effect("key revoke and grant change what the server sees", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
