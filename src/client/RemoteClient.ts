@@ -8,7 +8,16 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { type CommyError, PermissionDenied } from "../CommyError.js"
-import { Empty, LocateResult, type ServiceInfo, ServiceListResult, ServiceResult } from "../protocol/Messages.js"
+import {
+  Empty,
+  LocateResult,
+  type ServiceInfo,
+  ServiceListResult,
+  ServiceResult,
+  type TenantInfo,
+  TenantListResult,
+  TenantResult
+} from "../protocol/Messages.js"
 import { openRemoteService, type RemoteService, type RemoteServiceOptions } from "../remote/RemoteService.js"
 import { type TransportOptions, WssTransport } from "../remote/WssTransport.js"
 import { hostIdentity } from "../server/HostIdentity.js"
@@ -18,6 +27,12 @@ import { NativeAddon } from "../native/NativeAddon.js"
 import * as path from "node:path"
 
 export interface RemoteClientService {
+  /** Tenants: create and delete need an operator key; get and list show what this connection may see. */
+  readonly createTenant: (tenant: string) => Effect.Effect<TenantInfo, CommyError>
+  readonly getTenant: (tenant: string) => Effect.Effect<TenantInfo, CommyError>
+  readonly listTenants: Effect.Effect<ReadonlyArray<TenantInfo>, CommyError>
+  /** Deletes the tenant with its services (subscribers are told), keys and grants. */
+  readonly deleteTenant: (tenant: string) => Effect.Effect<void, CommyError>
   readonly createService: (
     tenant: string,
     name: string,
@@ -59,6 +74,10 @@ export const makeRemote: Effect.Effect<RemoteClientService, never, WssTransport>
       (r) => ({ ...r, sameHost: r.host === hostIdentity() })
     )
   return {
+    createTenant: (tenant) => Effect.map(transport.request({ op: "tenant.create", tenant }, TenantResult), (r) => r.tenant),
+    getTenant: (tenant) => Effect.map(transport.request({ op: "tenant.get", tenant }, TenantResult), (r) => r.tenant),
+    listTenants: Effect.suspend(() => Effect.map(transport.request({ op: "tenant.list" }, TenantListResult), (r) => r.tenants)),
+    deleteTenant: (tenant) => Effect.asVoid(transport.request({ op: "tenant.delete", tenant }, Empty)),
     createService: (tenant, name, options = {}) =>
       Effect.map(transport.request({ op: "service.create", tenant, service: name, ...options }, ServiceResult), (r) => r.service),
     getService: (tenant, name) =>

@@ -5,7 +5,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
 import * as fs from "node:fs"
+import { RemoteClient } from "../../src/client/RemoteClient.js"
 import type { CommyError } from "../../src/CommyError.js"
 import {
   Empty,
@@ -168,6 +171,22 @@ describe("tenant operations", () => {
       expect((yield* op.request({ op: "tenant.create", tenant: "acme" }, TenantResult)).tenant.services).toBe(0)
       expect(yield* code(client(server, { tenant: "acme", key: acmeKey }))).toBe("AUTHENTICATION_FAILED")
       expect(names(yield* op.request({ op: "tenant.list" }, TenantListResult))).toEqual(["acme", "ops", "other"])
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("RemoteClient: createTenant, getTenant, listTenants, deleteTenant", () =>
+    Effect.gen(function*() {
+      const server = yield* serverFor()
+      const opKey = yield* makeKey(server.dataDir, { tenant: "ops", grants: [], operator: true })
+      const remote = yield* Effect.map(
+        Layer.build(RemoteClient.layer({ url: server.url, ca: server.ca, credentials: [{ tenant: "ops", key: opKey }] })),
+        (ctx) => Context.get(ctx, RemoteClient)
+      )
+      expect(yield* remote.createTenant("acme")).toMatchObject({ name: "acme", services: 0 })
+      expect((yield* remote.getTenant("acme")).name).toBe("acme")
+      expect((yield* remote.listTenants).map((t) => t.name)).toEqual(["acme", "ops"])
+      yield* remote.deleteTenant("acme")
+      expect((yield* remote.listTenants).map((t) => t.name)).toEqual(["ops"])
+      expect((yield* Effect.flip(remote.getTenant("acme")))._tag).toBe("TenantNotFound")
     }).pipe(Effect.scoped), 60_000)
 
   it.live("service.create beyond --max-services-per-tenant fails with LIMIT_EXCEEDED, per tenant", () =>
