@@ -11,6 +11,7 @@
         "native/mapping.cc",
         "native/waiter.cc",
         "native/futex.cc",
+        "native/uring.cc",
         "native/cpu.cc",
         "native/diff.cc",
         "native/diff_x86.cc",

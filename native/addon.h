@@ -36,6 +36,9 @@ class Commy : public Napi::Addon<Commy> {
   // Live native threads of this environment.
   std::set<Waiter*> waiters;
   std::set<LockOp*> lock_ops;
+  // New waiters use io_uring when the kernel allows (else a thread); setWaiterKind("thread")
+  // or COMMY_WAITER=thread turns it off for this environment.
+  bool ring_waiters = true;
 
   // Stops and joins every thread (no JS is called). Run by the env cleanup hook.
   void Shutdown();
@@ -47,7 +50,11 @@ class Commy : public Napi::Addon<Commy> {
   Napi::Value Diff(const Napi::CallbackInfo& info);
   Napi::Value Map(const Napi::CallbackInfo& info);
   Napi::Value Noop(const Napi::CallbackInfo& info);
+  Napi::Value WaiterKinds(const Napi::CallbackInfo& info);
+  Napi::Value WaiterKind(const Napi::CallbackInfo& info);
+  Napi::Value SetWaiterKind(const Napi::CallbackInfo& info);
   void InitKernelFromEnv(Napi::Env env);
+  void InitWaiterKindFromEnv(Napi::Env env);
 
   Kernel kernel_;
   bool shut_down_ = false;

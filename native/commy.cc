@@ -12,10 +12,11 @@
 #include "errors.h"
 #include "js_mapping.h"
 #include "js_waiter.h"
+#include "uring.h"
 
 // Bumped whenever the JS-facing interface changes. Must equal ABI_VERSION in
 // src/native/Binding.ts (the loader refuses a build whose abiVersion differs).
-#define COMMY_ABI_VERSION 1
+#define COMMY_ABI_VERSION 2
 
 namespace commy {
 
@@ -39,9 +40,13 @@ Commy::Commy(Napi::Env env, Napi::Object exports) : kernel_(BestKernel()) {
                   InstanceMethod<&Commy::Diff>("diff", napi_enumerable),
                   InstanceMethod<&Commy::Map>("map", napi_enumerable),
                   InstanceMethod<&Commy::Noop>("noop", napi_enumerable),
+                  InstanceMethod<&Commy::WaiterKinds>("waiterKinds", napi_enumerable),
+                  InstanceMethod<&Commy::WaiterKind>("waiterKind", napi_enumerable),
+                  InstanceMethod<&Commy::SetWaiterKind>("setWaiterKind", napi_enumerable),
               });
   if (env.IsExceptionPending()) return;
   InitKernelFromEnv(env);
+  InitWaiterKindFromEnv(env);
   // Runs when this environment (main thread or worker) tears down, before the wrapped
   // objects are finalized: joins every waiter/lock thread so nothing outlives the env.
   env.AddCleanupHook([this]() { Shutdown(); });
@@ -72,47 +77,113 @@ void Commy::Shutdown() {
   for (LockOp* op : lock_ops) op->Join();
 }
 
-// COMMY_SIMD_KERNEL=<name> picks the default kernel at load. Read through process.env so
-// a worker's own `env` option applies and no getenv() races with setenv(). A name that is
-// unknown or unavailable on this machine is ignored (the best kernel stays active, which
-// activeKernel() shows) and reported with process.emitWarning.
-void Commy::InitKernelFromEnv(Napi::Env env) {
+namespace {
+
+// Reads process.env[name] (through process.env, so a worker's own `env` option applies and
+// no getenv() races with setenv()). False when unset, empty or unreadable; never leaves an
+// exception pending: a failure here must not fail the load.
+bool ReadProcessEnv(napi_env e, const char* name, std::string* out, napi_value* process_out) {
   napi_value global, process, penv, value;
-  napi_env e = env;
-  if (napi_get_global(e, &global) != napi_ok) return;
-  if (napi_get_named_property(e, global, "process", &process) != napi_ok) goto clear;
-  {
-    napi_valuetype t;
-    if (napi_typeof(e, process, &t) != napi_ok || t != napi_object) goto clear;
-    if (napi_get_named_property(e, process, "env", &penv) != napi_ok) goto clear;
-    if (napi_typeof(e, penv, &t) != napi_ok || t != napi_object) goto clear;
-    if (napi_get_named_property(e, penv, "COMMY_SIMD_KERNEL", &value) != napi_ok) goto clear;
-    if (napi_typeof(e, value, &t) != napi_ok || t != napi_string) goto clear;
-    char buf[64];
-    size_t len = 0;
-    if (napi_get_value_string_utf8(e, value, buf, sizeof buf, &len) != napi_ok) goto clear;
-    if (len == 0) return;
-    Kernel k;
-    if (ParseKernel(buf, len, &k) && KernelAvailable(k)) {
-      kernel_ = k;
-      return;
-    }
-    napi_value emit, msg;
-    std::string text = std::string("COMMY_SIMD_KERNEL=") + buf +
-                       " is not available on this machine; using " + KernelName(kernel_);
-    if (napi_get_named_property(e, process, "emitWarning", &emit) == napi_ok &&
-        napi_typeof(e, emit, &t) == napi_ok && t == napi_function &&
-        napi_create_string_utf8(e, text.c_str(), text.size(), &msg) == napi_ok) {
-      napi_call_function(e, process, emit, 1, &msg, nullptr);
-    }
+  napi_valuetype t;
+  bool ok = napi_get_global(e, &global) == napi_ok &&
+            napi_get_named_property(e, global, "process", &process) == napi_ok &&
+            napi_typeof(e, process, &t) == napi_ok && t == napi_object &&
+            napi_get_named_property(e, process, "env", &penv) == napi_ok &&
+            napi_typeof(e, penv, &t) == napi_ok && t == napi_object &&
+            napi_get_named_property(e, penv, name, &value) == napi_ok &&
+            napi_typeof(e, value, &t) == napi_ok && t == napi_string;
+  char buf[64];
+  size_t len = 0;
+  ok = ok && napi_get_value_string_utf8(e, value, buf, sizeof buf, &len) == napi_ok && len > 0;
+  bool pending = false;
+  if (napi_is_exception_pending(e, &pending) == napi_ok && pending) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(e, &ignored);
+    ok = false;
   }
-clear:
-  // Never let a failure here fail the load.
+  if (ok) {
+    out->assign(buf, len);
+    if (process_out) *process_out = process;
+  }
+  return ok;
+}
+
+void EmitWarning(napi_env e, napi_value process, const std::string& text) {
+  napi_value emit, msg;
+  napi_valuetype t;
+  if (napi_get_named_property(e, process, "emitWarning", &emit) == napi_ok &&
+      napi_typeof(e, emit, &t) == napi_ok && t == napi_function &&
+      napi_create_string_utf8(e, text.c_str(), text.size(), &msg) == napi_ok) {
+    napi_call_function(e, process, emit, 1, &msg, nullptr);
+  }
   bool pending = false;
   if (napi_is_exception_pending(e, &pending) == napi_ok && pending) {
     napi_value ignored;
     napi_get_and_clear_last_exception(e, &ignored);
   }
+}
+
+}  // namespace
+
+// COMMY_SIMD_KERNEL=<name> picks the default kernel at load. A name that is unknown or
+// unavailable on this machine is ignored (the best kernel stays active, which activeKernel()
+// shows) and reported with process.emitWarning.
+void Commy::InitKernelFromEnv(Napi::Env env) {
+  std::string name;
+  napi_value process;
+  if (!ReadProcessEnv(env, "COMMY_SIMD_KERNEL", &name, &process)) return;
+  Kernel k;
+  if (ParseKernel(name.c_str(), name.size(), &k) && KernelAvailable(k)) {
+    kernel_ = k;
+    return;
+  }
+  EmitWarning(env, process, "COMMY_SIMD_KERNEL=" + name + " is not available on this machine; using " +
+                                KernelName(kernel_));
+}
+
+// COMMY_WAITER=thread makes new waiters use a thread even where io_uring works
+// (COMMY_WAITER=io_uring is the default and falls back to a thread where unavailable).
+void Commy::InitWaiterKindFromEnv(Napi::Env env) {
+  std::string name;
+  napi_value process;
+  if (!ReadProcessEnv(env, "COMMY_WAITER", &name, &process)) return;
+  if (name == "thread") {
+    ring_waiters = false;
+  } else if (name != "io_uring") {
+    EmitWarning(env, process, "COMMY_WAITER=" + name + " is not a waiter kind (io_uring, thread); ignored");
+  }
+}
+
+Napi::Value Commy::WaiterKinds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array list = Napi::Array::New(env);
+  uint32_t i = 0;
+  if (FutexRingAvailable()) list.Set(i++, Napi::String::New(env, "io_uring"));
+  list.Set(i++, Napi::String::New(env, "thread"));
+  return list;
+}
+
+Napi::Value Commy::WaiterKind(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ring_waiters && FutexRingAvailable() ? "io_uring" : "thread");
+}
+
+Napi::Value Commy::SetWaiterKind(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  std::string name;
+  if (!GetString(env, info[0], "kind", &name)) return Napi::Value();
+  if (name == "thread") {
+    ring_waiters = false;
+  } else if (name == "io_uring") {
+    if (!FutexRingAvailable()) {
+      ThrowCoded(env, code::kKernelUnavailable, "io_uring futex waits are not available here");
+      return Napi::Value();
+    }
+    ring_waiters = true;
+  } else {
+    ThrowCoded(env, code::kInvalidArgument, "\"kind\" must be \"io_uring\" or \"thread\"");
+    return Napi::Value();
+  }
+  return info.Env().Undefined();
 }
 
 Napi::Value Commy::Kernels(const Napi::CallbackInfo& info) {

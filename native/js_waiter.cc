@@ -1,5 +1,7 @@
 #include "js_waiter.h"
 
+#include <uv.h>
+
 #include <cerrno>
 #include <string>
 
@@ -9,12 +11,32 @@
 
 namespace commy {
 
+// libuv handles of an io_uring waiter. They outlive the Waiter until libuv's close callbacks
+// ran (uv_close is asynchronous), so they live apart and point back through `owner`.
+struct RingHandles {
+  uv_poll_t poll;
+  uv_timer_t timer;
+  Waiter* owner = nullptr;
+  int open = 0;  // handles initialised and not yet closed
+};
+
+namespace {
+// Tags of completions that are not waits (their results are of no interest).
+constexpr uint64_t kCancelTag = ~0ull;
+
+void OnHandleClosed(uv_handle_t* h) {
+  RingHandles* handles = static_cast<RingHandles*>(h->data);
+  if (--handles->open == 0) delete handles;
+}
+}  // namespace
+
 Napi::Function Waiter::Define(Napi::Env env) {
   return DefineClass(env, "CommyWaiter",
                      {
                          InstanceMethod<&Waiter::Wait>("wait"),
                          InstanceMethod<&Waiter::Cancel>("cancel"),
                          InstanceMethod<&Waiter::Close>("close"),
+                         InstanceMethod<&Waiter::Kind>("kind"),
                      });
 }
 
@@ -31,6 +53,12 @@ Waiter::Waiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Waiter>(info) 
   }
   mapping_ = std::move(addon->pending_waiter_mapping);
   addon->pending_waiter_mapping.reset();
+
+  if (addon->ring_waiters && FutexRingAvailable() && StartRing(env, info.This())) {
+    addon_ = addon;
+    addon_->waiters.insert(this);
+    return;
+  }
 
   bridge_ = new Bridge();
   bridge_->owner = this;
@@ -121,6 +149,17 @@ void Waiter::Settle(napi_env env, WaitResult result) {
       napi_resolve_deferred(env, d, s);
     }
   }
+  if (ring_) {
+    uv_timer_stop(&handles_->timer);
+    // A timeout or cancel settles before the kernel let go of the wait: withdraw it, so
+    // abandoned waits never pile up on the word.
+    if (ring_wait_queued_) {
+      ring_wait_queued_ = false;
+      ring_->SubmitCancel(gen_, kCancelTag);
+    }
+    if (ring_refed_) uv_unref(reinterpret_cast<uv_handle_t*>(&handles_->poll));
+    ring_refed_ = false;
+  }
   // Back to idle: let the loop exit and the object be collected (finalizers are deferred,
   // so `this` stays valid until we return).
   if (tsfn_refed_ && tsfn_ != nullptr) napi_unref_threadsafe_function(env, tsfn_);
@@ -133,12 +172,26 @@ void Waiter::Settle(napi_env env, WaitResult result) {
 
 void Waiter::CancelInFlight(napi_env env) {
   if (deferred_ == nullptr) return;
-  if (core_) core_->Cancel();
+  if (core_) core_->Cancel();  // (the io_uring kind withdraws its wait in Settle)
   Settle(env, WaitResult::kCancelled);
 }
 
 void Waiter::Shutdown() {
   closed_ = true;
+  if (handles_ != nullptr) {
+    handles_->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&handles_->poll), OnHandleClosed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&handles_->timer), OnHandleClosed);
+    handles_ = nullptr;
+  }
+  if (ring_) {
+    ring_->Close();  // the kernel cancels a wait still queued
+    ring_.reset();
+  }
+  ring_refed_ = false;
+  ring_wait_queued_ = false;
+  if (async_context_ != nullptr && env_ != nullptr) napi_async_destroy(env_, async_context_);
+  async_context_ = nullptr;
   if (core_) {
     core_->Stop();  // cancel + join: the thread is gone after this
     core_.reset();
@@ -159,7 +212,7 @@ void Waiter::Shutdown() {
 
 Napi::Value Waiter::Wait(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
-  if (closed_ || !core_) {
+  if (closed_ || (!core_ && !ring_)) {
     ThrowCoded(env, code::kClosed, "waiter is closed");
     return Napi::Value();
   }
@@ -202,6 +255,29 @@ Napi::Value Waiter::Wait(const Napi::CallbackInfo& info) {
     return Napi::Value(env, promise);
   }
 
+  if (ring_) {
+    const int err = ring_->SubmitWait(word, expected, gen_ + 1);
+    if (err != 0) {
+      napi_reject_deferred(env, d, MakeErrnoError(env, err, "io_uring_enter"));
+      return Napi::Value(env, promise);
+    }
+    deferred_ = d;
+    gen_++;
+    ring_wait_queued_ = true;
+    if (!ring_refed_) uv_ref(reinterpret_cast<uv_handle_t*>(&handles_->poll));
+    ring_refed_ = true;
+    if (timeout_ns > 0) {
+      // Whole milliseconds, rounded up: libuv timers tick in ms.
+      const uint64_t ms = static_cast<uint64_t>((timeout_ns + 999999) / 1000000);
+      // The loop's clock is cached per iteration; JS may have run long since.
+      uv_update_time(handles_->timer.loop);
+      uv_timer_start(&handles_->timer, TimerCb, ms, 0);
+    }
+    Ref();
+    wrap_refed_ = true;
+    return Napi::Value(env, promise);
+  }
+
   deferred_ = d;
   gen_++;
   // While a wait is in flight, keep the loop alive and this object from being collected.
@@ -210,6 +286,92 @@ Napi::Value Waiter::Wait(const Napi::CallbackInfo& info) {
   wrap_refed_ = true;
   core_->Submit(gen_, static_cast<size_t>(offset), expected, timeout_ns);
   return Napi::Value(env, promise);
+}
+
+Napi::Value Waiter::Kind(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ring_ ? "io_uring" : "thread");
+}
+
+// ---- io_uring kind ----
+
+bool Waiter::StartRing(napi_env env, napi_value self) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return false;
+  std::unique_ptr<FutexRing> ring(new FutexRing());
+  // A few entries: one wait and its cancel are the most ever queued at once.
+  if (ring->Open(4) != 0) return false;
+  napi_value name;
+  if (napi_create_string_utf8(env, "commy:waiter", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, self, name, &async_context_) != napi_ok) {
+    async_context_ = nullptr;
+    return false;
+  }
+  RingHandles* handles = new RingHandles();
+  handles->poll.data = handles;
+  handles->timer.data = handles;
+  if (uv_poll_init(loop, &handles->poll, ring->fd()) != 0) {
+    delete handles;
+    napi_async_destroy(env, async_context_);
+    async_context_ = nullptr;
+    return false;
+  }
+  handles->open = 1;
+  uv_timer_init(loop, &handles->timer);  // cannot fail
+  handles->open = 2;
+  handles->owner = this;
+  // Polled for the waiter's whole life, but only keeps the loop alive during a wait.
+  uv_poll_start(&handles->poll, UV_READABLE, PollCb);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&handles->poll));
+  uv_unref(reinterpret_cast<uv_handle_t*>(&handles->timer));
+  handles_ = handles;
+  ring_ = std::move(ring);
+  env_ = env;
+  return true;
+}
+
+void Waiter::PollCb(uv_poll_s* handle, int status, int /*events*/) {
+  RingHandles* handles = static_cast<RingHandles*>(handle->data);
+  if (handles->owner != nullptr) handles->owner->OnRingReadable();
+}
+
+void Waiter::TimerCb(uv_timer_s* handle) {
+  RingHandles* handles = static_cast<RingHandles*>(handle->data);
+  if (handles->owner != nullptr) handles->owner->OnRingTimeout();
+}
+
+void Waiter::OnRingReadable() {
+  uint64_t tag;
+  int32_t res;
+  bool settle = false;
+  WaitResult result = WaitResult::kWoken;
+  while (ring_ && ring_->Pop(&tag, &res)) {
+    if (tag != gen_ || deferred_ == nullptr) continue;  // a cancel, or a wait already settled
+    ring_wait_queued_ = false;
+    if (res == -ECANCELED) continue;  // withdrawn by us; already settled
+    settle = true;
+    // -EAGAIN: the word had already moved on. Other errors cannot happen for a validated,
+    // mapped, aligned word: reported as a (spurious) wake so callers re-check the word.
+    result = res == -EAGAIN ? WaitResult::kMismatch : WaitResult::kWoken;
+  }
+  if (settle) SettleFromLoop(result);
+}
+
+void Waiter::OnRingTimeout() {
+  if (deferred_ != nullptr) SettleFromLoop(WaitResult::kTimeout);
+}
+
+// Settles from a libuv callback: inside a callback scope, so the promise's reactions (the
+// caller's continuation) run before control returns to the loop, as for any Node callback.
+void Waiter::SettleFromLoop(WaitResult result) {
+  napi_env env = env_;
+  napi_handle_scope hs;
+  if (napi_open_handle_scope(env, &hs) != napi_ok) return;
+  napi_value self = Value();
+  napi_callback_scope cs = nullptr;
+  if (self == nullptr || napi_open_callback_scope(env, self, async_context_, &cs) != napi_ok) cs = nullptr;
+  Settle(env, result);
+  if (cs != nullptr) napi_close_callback_scope(env, cs);
+  napi_close_handle_scope(env, hs);
 }
 
 Napi::Value Waiter::Cancel(const Napi::CallbackInfo& info) {

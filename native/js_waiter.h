@@ -1,4 +1,10 @@
-// JS wrapper of a WaitCore: NativeWaiter in src/native/Binding.ts.
+// NativeWaiter in src/native/Binding.ts. Two implementations behind one object:
+// - "io_uring": the JS thread submits FUTEX_WAIT to its own ring and libuv polls the ring's
+//   fd, so a wake reaches the event loop directly (one cross-process wake-up);
+// - "thread": a WaitCore thread blocks in FUTEX_WAIT and hands the result to the JS thread
+//   through a thread-safe function (two wake-ups: the thread, then the loop).
+// The kind is chosen per waiter at creation: io_uring when FutexRingAvailable() and not
+// switched off (setWaiterKind / COMMY_WAITER=thread).
 #ifndef COMMY_NATIVE_JS_WAITER_H_
 #define COMMY_NATIVE_JS_WAITER_H_
 
@@ -7,7 +13,11 @@
 #include <memory>
 
 #include "mapping.h"
+#include "uring.h"
 #include "waiter.h"
+
+struct uv_poll_s;
+struct uv_timer_s;
 
 namespace commy {
 
@@ -38,10 +48,18 @@ class Waiter : public Napi::ObjectWrap<Waiter> {
   Napi::Value Wait(const Napi::CallbackInfo& info);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Kind(const Napi::CallbackInfo& info);
   void Settle(napi_env env, WaitResult result);
   static void Completion(void* ctx, uint64_t generation, WaitResult result);
   static void CallJs(napi_env env, napi_value js_cb, void* context, void* data);
   static void FinalizeTsfn(napi_env env, void* data, void* hint);
+  // io_uring kind
+  bool StartRing(napi_env env, napi_value self);
+  void OnRingReadable();
+  void OnRingTimeout();
+  void SettleFromLoop(WaitResult result);
+  static void PollCb(uv_poll_s* handle, int status, int events);
+  static void TimerCb(uv_timer_s* handle);
 
   Commy* addon_ = nullptr;
   std::shared_ptr<MappedFile> mapping_;
@@ -49,6 +67,15 @@ class Waiter : public Napi::ObjectWrap<Waiter> {
   napi_threadsafe_function tsfn_ = nullptr;
   Bridge* bridge_ = nullptr;
   napi_deferred deferred_ = nullptr;
+  // io_uring kind (ring_ set): the ring, libuv handles over its fd (owned by RingHandles,
+  // freed by their close callbacks), and the async context completions run in.
+  std::unique_ptr<FutexRing> ring_;
+  struct RingHandles* handles_ = nullptr;
+  napi_env env_ = nullptr;
+  napi_async_context async_context_ = nullptr;
+  napi_ref self_ref_ = nullptr;
+  bool ring_refed_ = false;
+  bool ring_wait_queued_ = false;  // the kernel still holds our FUTEX_WAIT (gen_)
   uint64_t gen_ = 0;
   bool closed_ = false;
   bool tsfn_refed_ = false;

@@ -57,7 +57,7 @@ const LEN = 3 * 4096 + 100
 fs.writeFileSync(file, Buffer.alloc(LEN + 50))
 
 // ---------------------------------------------------------------- basics
-check("abiVersion", binding.abiVersion === 1)
+check("abiVersion", binding.abiVersion === 2)
 const kernels = binding.kernels()
 check("kernels ends with scalar", Array.isArray(kernels) && kernels.at(-1) === "scalar", kernels)
 check("activeKernel is listed", kernels.includes(binding.activeKernel()), binding.activeKernel())

@@ -52,7 +52,10 @@ export interface NativeMapping {
    * (4-byte aligned, inside the mapping). Returns how many waiters were woken.
    */
   wake(offset: number, count: number): number
-  /** Creates a waiter: a dedicated native thread that runs FUTEX_WAIT off the JS thread. */
+  /**
+   * Creates a waiter that runs FUTEX_WAIT without blocking the JS thread: on an io_uring of
+   * this thread when available (see `waiterKind`), else on a dedicated native thread.
+   */
   waiter(): NativeWaiter
   /**
    * Detaches `buffer` (old views then read as length 0 instead of faulting), cancels pending
@@ -62,6 +65,14 @@ export interface NativeMapping {
   close(): void
 }
 
+/**
+ * How a waiter sleeps. "io_uring": the JS thread queues FUTEX_WAIT on its own ring and the
+ * event loop polls the ring, so a wake from another process reaches the loop directly (Linux
+ * >= 6.7, io_uring not blocked). "thread": a native thread blocks in FUTEX_WAIT and hands the
+ * result to the loop (two wake-ups instead of one).
+ */
+export type WaiterKind = "io_uring" | "thread"
+
 export interface NativeWaiter {
   /**
    * FUTEX_WAIT on the 32-bit word at `offset` while it equals `expected` (uint32), for at most
@@ -70,8 +81,10 @@ export interface NativeWaiter {
   wait(offset: number, expected: number, timeoutMs: number): Promise<WaitResult>
   /** Resolves the in-flight wait (if any) with "cancelled". */
   cancel(): void
-  /** Cancels and stops the thread. Idempotent. */
+  /** Cancels and releases the thread or ring. Idempotent. */
   close(): void
+  /** Which mechanism this waiter uses. */
+  kind(): WaiterKind
 }
 
 export interface NativeBinding {
@@ -95,9 +108,15 @@ export interface NativeBinding {
    * futexes are process-local.
    */
   map(path: string, writable: boolean, length: number): NativeMapping
+  /** Waiter kinds usable here, best first (always ends with "thread"). */
+  waiterKinds(): ReadonlyArray<WaiterKind>
+  /** The kind new waiters of this environment get: io_uring where usable unless `COMMY_WAITER=thread`. */
+  waiterKind(): WaiterKind
+  /** Chooses the kind for waiters created from now on (ERR_COMMY_KERNEL_UNAVAILABLE if unusable). */
+  setWaiterKind(kind: WaiterKind): void
   /** Does nothing: the cost of one N-API call, a benchmark baseline. */
   noop(): void
 }
 
 /** Must equal `COMMY_ABI_VERSION` in native/commy.cc. */
-export const ABI_VERSION = 1
+export const ABI_VERSION = 2
