@@ -41,6 +41,16 @@ export interface FileAccessorService {
   readonly wake: (offset: number) => void
   /** Sleeps while the word at `offset` equals `expected`, up to `timeout`. Interruptible. */
   readonly wait: (offset: number, expected: number, timeout: Duration.DurationInput) => Effect.Effect<WaitResult, CommyError>
+  /**
+   * `wait` as a callback (what the Watcher's wake path uses: no fiber per wake). `onDone` runs
+   * later, never synchronously, unless the returned cancel function ran first.
+   */
+  readonly unsafeWait: (
+    offset: number,
+    expected: number,
+    timeoutMs: number,
+    onDone: (result: WaitResult | CommyError) => void
+  ) => () => void
 }
 
 export class FileAccessor extends Context.Tag("commy/FileAccessor")<FileAccessor, FileAccessorService>() {}
@@ -97,7 +107,8 @@ export const makeLocal = (
         ),
       // Best effort by design: a failed wake only delays watchers until their timeout.
       wake: (offset) => void mapped.unsafeWake(offset),
-      wait: (offset, expected, timeout) => mapped.wait(offset, expected, timeout)
+      wait: mapped.wait,
+      unsafeWait: mapped.unsafeWait
     } satisfies FileAccessorService
   })
 
@@ -110,6 +121,35 @@ export const makeBuffer = (init: { readonly size: number } | { readonly buffer: 
   const waiters = new Set<() => void>()
   // In-process only; a semaphore is taken synchronously when free, so callers may run it sync.
   const lock = Effect.unsafeMakeSemaphore(1)
+  const unsafeWait = (
+    offset: number,
+    expected: number,
+    timeoutMs: number,
+    onDone: (result: WaitResult) => void
+  ): () => void => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let cancelled = false
+    const stop = () => {
+      waiters.delete(onWake)
+      clearTimeout(timer)
+    }
+    const done = (result: WaitResult) => {
+      stop()
+      // Never inside the writer's call (its other writes of this tick coalesce into one wake),
+      // and never synchronously, as for a mapped file.
+      queueMicrotask(() => cancelled || onDone(result))
+    }
+    const onWake = () => done("woken")
+    if (new Int32Array(buffer, offset, 1)[0]! !== (expected | 0)) done("mismatch")
+    else {
+      waiters.add(onWake)
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done("timeout"), timeoutMs)
+    }
+    return () => {
+      cancelled = true
+      stop()
+    }
+  }
   return {
     isLocal: false,
     writable: true,
@@ -134,25 +174,11 @@ export const makeBuffer = (init: { readonly size: number } | { readonly buffer: 
       for (const resume of [...waiters]) resume()
     },
     wait: (offset, expected, timeout) =>
-      Effect.async<WaitResult>((resume) => {
-        if (new Int32Array(buffer, offset, 1)[0]! !== (expected | 0)) {
-          resume(Effect.succeed("mismatch"))
-          return
-        }
-        const done = (result: WaitResult) => {
-          waiters.delete(onWake)
-          clearTimeout(timer)
-          resume(Effect.succeed(result))
-        }
-        const onWake = () => done("woken")
-        waiters.add(onWake)
-        const ms = Duration.toMillis(Duration.decode(timeout))
-        const timer = Number.isFinite(ms) ? setTimeout(() => done("timeout"), ms) : undefined
-        return Effect.sync(() => {
-          waiters.delete(onWake)
-          clearTimeout(timer)
-        })
-      })
+      Effect.async<WaitResult>((resume) =>
+        Effect.sync(unsafeWait(offset, expected, Duration.toMillis(Duration.decode(timeout)), (result) =>
+          resume(Effect.succeed(result as WaitResult))))
+      ),
+    unsafeWait
   }
 }
 

@@ -49,6 +49,16 @@ export interface MappedFile {
     expected: number,
     timeout?: Duration.DurationInput
   ) => Effect.Effect<WaitResult, CommyError>
+  /**
+   * The same as a callback, for the Watcher's wake path (no fiber per wake): `onDone` runs
+   * later (never synchronously) with the result or error, unless the returned cancel ran first.
+   */
+  readonly unsafeWait: (
+    offset: number,
+    expected: number,
+    timeoutMs: number,
+    onDone: (result: WaitResult | CommyError) => void
+  ) => () => void
 }
 
 const attempt = <A>(context: string, f: () => A): Effect.Effect<A, CommyError> =>
@@ -58,37 +68,57 @@ const toMillis = (timeout: Duration.DurationInput | undefined): number =>
   timeout === undefined ? Infinity : Duration.toMillis(Duration.decode(timeout))
 
 const make = (path: string, mapping: NativeMapping): MappedFile => {
-  // Idle native waiters, reused: each owns a thread, so creating one per wait would cost ~50 µs.
+  // Idle native waiters, reused: each owns a ring or a thread, costly to create per wait.
   const idle: Array<NativeWaiter> = []
 
-  const wait = (offset: number, expected: number, timeout?: Duration.DurationInput) =>
-    Effect.flatMap(
-      attempt("MappedFile.wait", () => idle.pop() ?? mapping.waiter()),
-      (waiter) =>
-        Effect.async<WaitResult, CommyError>((resume) => {
-          let promise: Promise<WaitResult>
-          try {
-            promise = waiter.wait(offset, expected, toMillis(timeout))
-          } catch (cause) {
-            idle.push(waiter)
-            resume(Effect.fail(fromNativeError(cause, "MappedFile.wait")))
-            return
-          }
-          promise.then(
-            (result) => {
-              idle.push(waiter)
-              resume(Effect.succeed(result))
-            },
-            (cause) => {
-              waiter.close()
-              resume(Effect.fail(fromNativeError(cause, "MappedFile.wait")))
-            }
-          )
-          // Interrupted: cancel the native wait; the promise then resolves "cancelled" and the
-          // waiter goes back to the idle list.
-          return Effect.sync(() => waiter.cancel())
-        })
+  const unsafeWait = (
+    offset: number,
+    expected: number,
+    timeoutMs: number,
+    onDone: (result: WaitResult | CommyError) => void
+  ): () => void => {
+    let waiter: NativeWaiter
+    let promise: Promise<WaitResult>
+    try {
+      waiter = idle.pop() ?? mapping.waiter()
+    } catch (cause) {
+      const error = fromNativeError(cause, "MappedFile.wait")
+      queueMicrotask(() => onDone(error))
+      return () => {}
+    }
+    try {
+      promise = waiter.wait(offset, expected, timeoutMs)
+    } catch (cause) {
+      idle.push(waiter)
+      const error = fromNativeError(cause, "MappedFile.wait")
+      queueMicrotask(() => onDone(error))
+      return () => {}
+    }
+    let cancelled = false
+    promise.then(
+      (result) => {
+        idle.push(waiter)
+        if (!cancelled) onDone(result)
+      },
+      (cause) => {
+        waiter.close()
+        if (!cancelled) onDone(fromNativeError(cause, "MappedFile.wait"))
+      }
     )
+    // The promise then resolves "cancelled" and the waiter goes back to the idle list.
+    return () => {
+      if (cancelled) return
+      cancelled = true
+      waiter.cancel()
+    }
+  }
+
+  const wait = (offset: number, expected: number, timeout?: Duration.DurationInput) =>
+    Effect.async<WaitResult, CommyError>((resume) => {
+      const cancel = unsafeWait(offset, expected, toMillis(timeout), (result) =>
+        resume(typeof result === "string" ? Effect.succeed(result) : Effect.fail(result)))
+      return Effect.sync(cancel)
+    })
 
   return {
     path,
@@ -114,7 +144,8 @@ const make = (path: string, mapping: NativeMapping): MappedFile => {
         return false
       }
     },
-    wait
+    wait,
+    unsafeWait
   }
 }
 

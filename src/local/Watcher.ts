@@ -10,6 +10,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type CommyError, LockTimeout } from "../CommyError.js"
 import { SimdDiff } from "../diff/SimdDiff.js"
@@ -78,12 +79,16 @@ const slotAt = (table: ReadonlyArray<Tracked>, offset: number): number => {
   return found
 }
 
+/** Waits for the next event: `onEvent` or `onError` runs once (maybe synchronously); the result cancels. */
+type NextEvent = (onEvent: (event: FileChangeEvent) => void, onError: (error: CommyError) => void) => () => void
+
 /**
- * Watches one VirtualFile. The stream never ends on its own; interrupting it releases the
- * waiter registration. Events start from the state at subscription: nothing is replayed.
+ * The watcher's engine, shared by `watch` (a Stream) and `onChange` (a callback): the shadow,
+ * the offset table and the sleep on the change generation. Synchronous and callback-driven, so
+ * a wake runs the scan straight from the native completion with no fiber in between.
  */
-export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Stream<FileChangeEvent, CommyError, SimdDiff> =>
-  Stream.unwrapScoped(Effect.gen(function*() {
+const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<NextEvent, CommyError, SimdDiff | Scope.Scope> =>
+  Effect.gen(function*() {
     const simd = yield* SimdDiff
     const memory = file.memory
     const accessor = file.accessor
@@ -132,38 +137,50 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
 
     const zeroValue = (entry: Entry) => new Uint8Array(VarType.fixedWidth(entry.typeId) ?? 0)
 
+    // Reused across scans: a wake should allocate little (garbage here shows up as p99 latency).
+    let current = bytes.subarray(0, 0)
+    const candidates: Array<Tracked> = []
+    const noChanges: ReadonlyArray<VariableChange> = []
+    const readCandidates = () => candidates.map((t) => memory.readVersioned(slotRef(t.entry), t.type))
+
     /** One pass: diff, map ranges to variables, report value changes. Synchronous: it runs on every wake. */
     const scanNow = (): FileChangeEvent | undefined | CommyError => {
       const failed = syncLayout()
       if (failed) return failed
-      const current = bytes.subarray(dataOffset, dataOffset + shadow.length)
+      if (current.length !== shadow.length || current.byteOffset !== dataOffset) {
+        current = bytes.subarray(dataOffset, dataOffset + shadow.length)
+      }
       const ranges = simd.diffNow(current, shadow)
       if (!(ranges instanceof Float64Array)) return ranges
-      if (ranges.length === 0) return layoutEvent([])
-      const candidates: Array<Tracked> = []
+      if (ranges.length === 0) return layoutEvent(noChanges)
+      candidates.length = 0
       let lastCandidate: Tracked | undefined
       for (let r = 0; r < ranges.length; r += 2) {
-        const start = ranges[r]! + dataOffset
-        const end = ranges[r + 1]! + dataOffset
+        const start = ranges[r]!
+        const end = ranges[r + 1]!
         // Copy first, read after: a write landing in between shows up again in the next diff.
-        shadow.set(bytes.subarray(start, end), start - dataOffset)
-        for (let i = Math.max(0, slotAt(table, start)); i < table.length && table[i]!.entry.slot < end; i++) {
+        if (end - start <= 64) for (let i = start; i < end; i++) shadow[i] = current[i]!
+        else shadow.set(current.subarray(start, end), start)
+        const from = start + dataOffset
+        const to = end + dataOffset
+        for (let i = Math.max(0, slotAt(table, from)); i < table.length && table[i]!.entry.slot < to; i++) {
           const tracked = table[i]!
-          if (tracked.end <= start || tracked === lastCandidate) continue
+          if (tracked.end <= from || tracked === lastCandidate) continue
           candidates.push(tracked)
           lastCandidate = tracked
         }
       }
-      const read = memory.consistent(() => candidates.map((t) => memory.readVersioned(slotRef(t.entry), t.type)))
+      const read = memory.consistent(readCandidates)
       if (read instanceof LockTimeout) return read
       const changes: Array<VariableChange> = []
-      candidates.forEach((tracked, i) => {
+      for (let i = 0; i < candidates.length; i++) {
+        const tracked = candidates[i]!
         const { value, version } = read[i]!
-        if (sameBytes(value, tracked.last)) return
+        if (sameBytes(value, tracked.last)) continue
         tracked.last = value
-        if (!ownWrites && memory.ownVersions[tracked.entry.index] === version) return
+        if (!ownWrites && memory.ownVersions[tracked.entry.index] === version) continue
         changes.push(options.values ? { name: tracked.entry.name, version, value } : { name: tracked.entry.name, version })
-      })
+      }
       return layoutEvent(changes)
     }
 
@@ -171,25 +188,15 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
       const reportLayout = layoutChanged && options.layoutChanges === true
       layoutChanged = false
       if (changes.length === 0 && !reportLayout) return undefined
-      return { service, variables: changes.map((c) => c.name), changes, layoutChanged: reportLayout }
+      const variables = new Array<string>(changes.length)
+      for (let i = 0; i < changes.length; i++) variables[i] = changes[i]!.name
+      return { service, variables, changes, layoutChanged: reportLayout }
     }
 
     const generationIndex = H_CHANGE_GEN >>> 2
-    /** Sleeps until the change generation moves from `seen` (or maxSleep passes). */
-    const sleepFrom = (seen: number) =>
-      accessor.writable
-        ? Effect.acquireUseRelease(
-          // Registered before the last check, so a writer that bumps after it sees us and wakes.
-          Effect.sync(() => memory.registerSleeper()),
-          () => Atomics.load(memory.words, generationIndex) === seen
-            ? Effect.flatMap(accessor.wait(H_CHANGE_GEN, seen, maxSleep), (result) =>
-              // A quiet period: a good moment to undo sleepers that died asleep.
-              result === "timeout" ? Effect.sync(() => memory.reapSleepers()) : Effect.void)
-            : Effect.void,
-          (release) => Effect.sync(release)
-        )
-        // A read-only mapping cannot register as a waiter: poll the generation instead.
-        : Effect.sleep(Duration.millis(Math.min(2, Duration.toMillis(Duration.decode(maxSleep)))))
+    const maxSleepMs = Duration.toMillis(Duration.decode(maxSleep))
+    // A read-only mapping cannot register as a waiter: it polls the generation instead.
+    const pollMs = Math.min(2, maxSleepMs)
 
     // A watcher that reports this process's own writes must be woken by them too.
     if (ownWrites) {
@@ -210,14 +217,102 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
       }
     }
 
-    const nextEvent: Effect.Effect<FileChangeEvent, CommyError> = Effect.gen(function*() {
-      for (;;) {
-        const seen = Atomics.load(memory.words, generationIndex)
-        const event = scanNow()
-        if (event !== undefined && "_tag" in event) return yield* Effect.fail(event)
-        if (event) return event
-        yield* sleepFrom(seen)
+    /**
+     * Scans until there is something to report, sleeping on the change generation in between.
+     * Callback-driven: a wake runs the scan straight from the native completion, and the fiber
+     * resumes only with an event (a fiber hop per wake cost tens of µs of latency).
+     */
+    const next: NextEvent = (onEvent, onError) => {
+      let cancel: (() => void) | undefined
+      let release: (() => void) | undefined
+      const step = (): void => {
+        cancel = undefined
+        for (;;) {
+          const seen = Atomics.load(memory.words, generationIndex)
+          const event = scanNow()
+          if (event !== undefined) return "_tag" in event ? onError(event) : onEvent(event)
+          if (!accessor.writable) {
+            const timer = setTimeout(step, pollMs)
+            cancel = () => clearTimeout(timer)
+            return
+          }
+          // Registered before the last check, so a writer that bumps after it sees us and wakes.
+          release = memory.registerSleeper()
+          if (Atomics.load(memory.words, generationIndex) !== seen) {
+            release()
+            release = undefined
+            continue
+          }
+          cancel = accessor.unsafeWait(H_CHANGE_GEN, seen, maxSleepMs, (result) => {
+            release?.()
+            release = undefined
+            if (typeof result !== "string") return onError(result)
+            // A quiet period: a good moment to undo sleepers that died asleep.
+            if (result === "timeout") memory.reapSleepers()
+            step()
+          })
+          return
+        }
       }
-    })
-    return Stream.repeatEffect(nextEvent)
-  }))
+      step()
+      return () => {
+        cancel?.()
+        release?.()
+      }
+    }
+    return next
+  })
+
+/**
+ * Watches one VirtualFile. The stream never ends on its own; interrupting it releases the
+ * waiter registration. Events start from the state at subscription: nothing is replayed.
+ */
+export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Stream<FileChangeEvent, CommyError, SimdDiff> =>
+  Stream.unwrapScoped(Effect.map(makeWatchCore(file, options), (next) =>
+    Stream.repeatEffect(Effect.async<FileChangeEvent, CommyError>((resume) =>
+      Effect.sync(next((event) => resume(Effect.succeed(event)), (error) => resume(Effect.fail(error))))
+    ))))
+
+/**
+ * Calls `onEvent` for each change until the scope closes: the same events as `watch`, delivered
+ * straight from the wake-up (no fiber, no stream), for code that reacts in place, like a Redis
+ * client's message handler. `onError` gets a failure that stopped the watcher (default: none).
+ */
+export const onChange = (
+  file: VirtualFile,
+  onEvent: (event: FileChangeEvent) => void,
+  options: WatchOptions & { readonly onError?: (error: CommyError) => void } = {}
+): Effect.Effect<void, CommyError, SimdDiff | Scope.Scope> =>
+  Effect.gen(function*() {
+    const next = yield* makeWatchCore(file, options)
+    let cancel: (() => void) | undefined
+    let stopped = false
+    const onError = (error: CommyError) => {
+      stopped = true
+      options.onError?.(error)
+    }
+    // Re-arms after each event; an event found synchronously is delivered by this loop rather
+    // than by recursion, so a handler that writes cannot grow the stack.
+    const arm = (): void => {
+      for (;;) {
+        let arming = true
+        let ready: FileChangeEvent | undefined
+        cancel = next((event) => {
+          if (arming) ready = event
+          else if (!stopped) {
+            onEvent(event)
+            if (!stopped) arm()
+          }
+        }, onError)
+        arming = false
+        if (ready === undefined || stopped) return
+        onEvent(ready)
+        if (stopped) return
+      }
+    }
+    yield* Effect.acquireRelease(Effect.sync(arm), () =>
+      Effect.sync(() => {
+        stopped = true
+        cancel?.()
+      }))
+  })
