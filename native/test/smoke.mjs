@@ -223,8 +223,22 @@ throwsCode("wake offset string", () => m.wake("0", 1), "ERR_COMMY_INVALID_ARGUME
 // ---------------------------------------------------------------- waiters
 const u32 = new Uint32Array(m.buffer, 0, 64)
 u32[0] = 5
+// Waiter kinds: io_uring where the kernel allows it, else (or with COMMY_WAITER=thread) a thread.
+// npm test runs this file once per kind.
+const kinds = binding.waiterKinds()
+check("waiterKinds ends with thread", kinds[kinds.length - 1] === "thread", kinds)
+const wantKind = process.env.COMMY_WAITER === "thread" ? "thread" : kinds[0]
+check("waiterKind", binding.waiterKind() === wantKind, binding.waiterKind())
+throwsCode("setWaiterKind bogus", () => binding.setWaiterKind("bogus"), "ERR_COMMY_INVALID_ARGUMENT")
+throwsCode("setWaiterKind number", () => binding.setWaiterKind(1), "ERR_COMMY_INVALID_ARGUMENT")
+if (!kinds.includes("io_uring")) {
+  throwsCode("setWaiterKind io_uring unavailable", () => binding.setWaiterKind("io_uring"), "ERR_COMMY_KERNEL_UNAVAILABLE")
+}
+binding.setWaiterKind(wantKind)
 const w1 = m.waiter()
 const w2 = m.waiter()
+check("waiter kind", w1.kind() === wantKind, w1.kind())
+console.log(`waiters: ${wantKind} (available: ${kinds.join(", ")})`)
 throwsCode("new Waiter()", () => new w1.constructor(), "ERR_COMMY_INVALID_ARGUMENT")
 check("wait mismatch", (await w1.wait(0, 4, 1000)) === "mismatch")
 check("wait timeout 0", (await w1.wait(0, 5, 0)) === "timeout")

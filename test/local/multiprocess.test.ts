@@ -127,13 +127,22 @@ describe("service files across processes", () => {
       expect(fs.readdirSync(root)).toEqual([])
     })))
 
-  it.live("(d) a watcher in another process names exactly the changed variables; after 100,000 writes it ends with every final value", () =>
+  // The Stream and the callback front ends, and both native waiter kinds (io_uring where the
+  // kernel allows it, else this repeats the thread kind).
+  for (
+    const [label, mode, env] of [
+      ["watch (Stream)", "watch", {}],
+      ["watch (Stream), thread waiter", "watch", { COMMY_WAITER: "thread" }],
+      ["onChange (callback)", "on-change", {}]
+    ] as const
+  ) {
+  it.live(`(d) ${label}: a watcher in another process names exactly the changed variables; after 100,000 writes it ends with every final value`, () =>
     live(Effect.gen(function*() {
       const { id, root } = yield* setup
       const vf = yield* openServiceFile(root, id)
       const vars = []
       for (let i = 0; i < 10; i++) vars.push(yield* vf.define(`v${i}`, Var.u32))
-      const watcher = startChild("vfChild.ts", ["watch", root, id, "1000000"])
+      const watcher = startChild("vfChild.ts", mode === "watch" ? ["watch", root, id, "1000000"] : [mode, root, id], { env })
       yield* Effect.promise(() => watcher.waitForLine((l) => l === "ready"))
 
       vars[3]!.unsafeSet(33)
@@ -168,6 +177,7 @@ describe("service files across processes", () => {
       watcher.kill("SIGTERM")
       expect(Object.fromEntries(latest)).toEqual(Object.fromEntries(finals))
     })), 60_000)
+  }
 
   it.live("a watcher killed while asleep is subtracted from the waiter count by the next watcher", () =>
     live(Effect.gen(function*() {
