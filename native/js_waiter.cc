@@ -13,11 +13,14 @@ namespace commy {
 
 // libuv handles of an io_uring waiter. They outlive the Waiter until libuv's close callbacks
 // ran (uv_close is asynchronous), so they live apart and point back through `owner`.
+// An async cleanup hook holds environment teardown (and the addon's unloading, which would
+// leave libuv calling into unmapped code) until both close callbacks ran.
 struct RingHandles {
   uv_poll_t poll;
   uv_timer_t timer;
   Waiter* owner = nullptr;
   int open = 0;  // handles initialised and not yet closed
+  napi_async_cleanup_hook_handle hook = nullptr;
 };
 
 namespace {
@@ -26,7 +29,9 @@ constexpr uint64_t kCancelTag = ~0ull;
 
 void OnHandleClosed(uv_handle_t* h) {
   RingHandles* handles = static_cast<RingHandles*>(h->data);
-  if (--handles->open == 0) delete handles;
+  if (--handles->open > 0) return;
+  if (handles->hook != nullptr) napi_remove_async_cleanup_hook(handles->hook);
+  delete handles;
 }
 }  // namespace
 
@@ -309,7 +314,9 @@ bool Waiter::StartRing(napi_env env, napi_value self) {
   RingHandles* handles = new RingHandles();
   handles->poll.data = handles;
   handles->timer.data = handles;
-  if (uv_poll_init(loop, &handles->poll, ring->fd()) != 0) {
+  if (napi_add_async_cleanup_hook(env, TeardownHook, handles, &handles->hook) != napi_ok ||
+      uv_poll_init(loop, &handles->poll, ring->fd()) != 0) {
+    if (handles->hook != nullptr) napi_remove_async_cleanup_hook(handles->hook);
     delete handles;
     napi_async_destroy(env, async_context_);
     async_context_ = nullptr;
@@ -329,7 +336,14 @@ bool Waiter::StartRing(napi_env env, napi_value self) {
   return true;
 }
 
-void Waiter::PollCb(uv_poll_s* handle, int status, int /*events*/) {
+// Environment teardown: close the handles now (a waiter that was already shut down is
+// only waiting for its close callbacks, which remove this hook).
+void Waiter::TeardownHook(napi_async_cleanup_hook_handle /*hook*/, void* arg) {
+  RingHandles* handles = static_cast<RingHandles*>(arg);
+  if (handles->owner != nullptr) handles->owner->Shutdown();
+}
+
+void Waiter::PollCb(uv_poll_s* handle, int /*status*/, int /*events*/) {
   RingHandles* handles = static_cast<RingHandles*>(handle->data);
   if (handles->owner != nullptr) handles->owner->OnRingReadable();
 }

@@ -56,11 +56,14 @@ else
   "$CXX" "${SAN[@]}" -fPIC -shared -fno-exceptions -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS \
     -DNODE_GYP_MODULE_NAME=commy -I"$NODE_INC" -I"$NAA" -o "$OUT/commy-asan.node" \
     native/commy.cc native/args.cc native/errors.cc native/js_mapping.cc native/js_waiter.cc \
-    native/mapping.cc native/waiter.cc native/futex.cc native/cpu.cc native/diff.cc \
+    native/mapping.cc native/waiter.cc native/futex.cc native/uring.cc native/cpu.cc native/diff.cc \
     native/diff_x86.cc native/diff_neon.cc
   # node itself is not instrumented: preload the runtimes; node's own leaks are not ours.
-  LD_PRELOAD="$("$CXX" -print-file-name=libasan.so):$("$CXX" -print-file-name=libubsan.so)" \
-  ASAN_OPTIONS="detect_leaks=0" COMMY_ADDON="$PWD/$OUT/commy-asan.node" \
-    node --expose-gc native/test/smoke.mjs
+  # Once per waiter kind (io_uring where the kernel allows it, and the thread fallback).
+  for kind in io_uring thread; do
+    LD_PRELOAD="$("$CXX" -print-file-name=libasan.so):$("$CXX" -print-file-name=libubsan.so)" \
+    ASAN_OPTIONS="detect_leaks=0" COMMY_ADDON="$PWD/$OUT/commy-asan.node" COMMY_WAITER="$kind" \
+      node --expose-gc native/test/smoke.mjs
+  done
 fi
 echo "native-asan: all passed"
