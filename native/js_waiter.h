@@ -60,6 +60,7 @@ class Waiter : public Napi::ObjectWrap<Waiter> {
   void SettleFromLoop(WaitResult result);
   static void PollCb(uv_poll_s* handle, int status, int events);
   static void TimerCb(uv_timer_s* handle);
+  static void TeardownHook(napi_async_cleanup_hook_handle hook, void* arg);
 
   Commy* addon_ = nullptr;
   std::shared_ptr<MappedFile> mapping_;
