@@ -17,6 +17,9 @@
  *    Redis: PUBLISH with the same pipelining to 100 SUBSCRIBE connections (its pub/sub output
  *    buffer limit lifted, so nobody is disconnected; its memory peak is reported).
  *
+ * Set COMMY_BENCH_INSECURE=1 to run Commy over plain ws:// (`commy serve --insecure`), like for
+ * like with Redis's plain TCP.
+ *
  * Set COMMY_BENCH_PROFILE=<dir> to CPU-profile the fan-out server (the inspector's profiler,
  * preloaded with --import, started just before the writer and stopped after the drain) into
  * that directory; the top self-time frames are printed.
@@ -407,7 +410,7 @@ const startServer = async (dataDir: string, profileOut?: string): Promise<TestSe
     process.env["COMMY_BENCH_PROFILE_OUT"] = profileOut
   }
   try {
-    const server = await startTestServer(dataDir)
+    const server = await startTestServer(dataDir, 0, process.env["COMMY_BENCH_INSECURE"] ? ["--insecure"] : [])
     cleanupOnExit(() => server.child.kill("SIGKILL"))
     return server
   } finally {

@@ -24,7 +24,7 @@ export const startTestServer = (dataDir: string, port = 0, extra: ReadonlyArray<
     const child = startChild("serve.ts", ["serve", "--data-dir", dataDir, "--port", String(port), "--json", ...extra])
     const line = await child.waitForLine((l) => l.startsWith("{\"listening\""), 30_000)
     const { listening } = JSON.parse(line) as { listening: { url: string; port: number; certificate: string } }
-    return { url: listening.url, port: listening.port, dataDir, ca: fs.readFileSync(listening.certificate, "utf8"), child }
+    return { url: listening.url, port: listening.port, dataDir, ca: listening.certificate ? fs.readFileSync(listening.certificate, "utf8") : "", child }
   })()
 
 /** Stops a server with SIGTERM (graceful) or SIGKILL, and waits for it to exit. */
