@@ -52,7 +52,7 @@ export {
   VirtualFile,
   type WriteError
 } from "./local/VirtualFile.js"
-export { type FileChangeEvent, onChange, type VariableChange, watch, type WatchOptions } from "./local/Watcher.js"
+export { type FileChangeEvent, onChange, type OnChangeOptions, type VariableChange, watch, type WatchOptions } from "./local/Watcher.js"
 
 // SIMD diff and the native addon
 export { availableKernels, type ChangedRanges, type DiffError, SimdDiff, type SimdDiffService, toPairs } from "./diff/SimdDiff.js"

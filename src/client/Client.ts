@@ -16,7 +16,7 @@ import type { CreateOptions } from "../local/Directory.js"
 import { type ServiceDirectoryEvent, watchServiceDirectory } from "../local/ServiceDirectory.js"
 import { createServiceFile, defaultRoot, openServiceFile, removeServiceFile } from "../local/ServiceFiles.js"
 import type { VirtualFile } from "../local/VirtualFile.js"
-import { type FileChangeEvent, watch, type WatchOptions } from "../local/Watcher.js"
+import { type FileChangeEvent, onChange, type OnChangeOptions, watch, type WatchOptions } from "../local/Watcher.js"
 import { NativeAddon } from "../native/NativeAddon.js"
 
 export interface OpenOptions {
@@ -34,6 +34,12 @@ export interface ClientService {
   readonly removeService: (id: string) => Effect.Effect<void, CommyError>
   /** Change events for one open service. */
   readonly watch: (file: VirtualFile, options?: WatchOptions) => Stream.Stream<FileChangeEvent, CommyError>
+  /** The same events as callbacks, straight from the wake-up (lowest latency); until the scope closes. */
+  readonly onChange: (
+    file: VirtualFile,
+    handler: (event: FileChangeEvent) => void,
+    options?: OnChangeOptions
+  ) => Effect.Effect<void, CommyError, Scope.Scope>
   /** Service files appearing and disappearing in `root`. */
   readonly serviceEvents: Stream.Stream<ServiceDirectoryEvent, WatcherError>
 }
@@ -54,6 +60,7 @@ export const makeLocal = (options: LocalOptions = {}): Effect.Effect<ClientServi
       openService: (id, open) => openServiceFile(root, id, open).pipe(Effect.provide(context)),
       removeService: (id) => removeServiceFile(root, id),
       watch: (file, watchOptions) => watch(file, watchOptions).pipe(Stream.provideContext(context)),
+      onChange: (file, handler, changeOptions) => onChange(file, handler, changeOptions).pipe(Effect.provide(context)),
       serviceEvents: watchServiceDirectory(root)
     }
   })

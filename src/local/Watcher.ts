@@ -273,6 +273,11 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
       Effect.sync(next((event) => resume(Effect.succeed(event)), (error) => resume(Effect.fail(error))))
     ))))
 
+export interface OnChangeOptions extends WatchOptions {
+  /** Called once if the watcher stops on an error (a corrupted file, a failed wait). */
+  readonly onError?: (error: CommyError) => void
+}
+
 /**
  * Calls `onEvent` for each change until the scope closes: the same events as `watch`, delivered
  * straight from the wake-up (no fiber, no stream), for code that reacts in place, like a Redis
@@ -281,7 +286,7 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
 export const onChange = (
   file: VirtualFile,
   onEvent: (event: FileChangeEvent) => void,
-  options: WatchOptions & { readonly onError?: (error: CommyError) => void } = {}
+  options: OnChangeOptions = {}
 ): Effect.Effect<void, CommyError, SimdDiff | Scope.Scope> =>
   Effect.gen(function*() {
     const next = yield* makeWatchCore(file, options)
