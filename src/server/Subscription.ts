@@ -12,6 +12,20 @@ import { CloseCodes, type VariableInfo, type VariableValue } from "../protocol/M
 import type { Limits } from "./Connection.js"
 import type { OpenService, Subscriber } from "./ServiceRegistry.js"
 
+/** Event-loop turns, counted by one setImmediate per turn in which someone asked. */
+let turn = 0
+let turnPending = false
+const currentTurn = (): number => {
+  if (!turnPending) {
+    turnPending = true
+    setImmediate(() => {
+      turn++
+      turnPending = false
+    })
+  }
+  return turn
+}
+
 export class Subscription implements Subscriber {
   private readonly pending = new Map<string, VariableValue>()
   private layout: ReadonlyArray<VariableInfo> | undefined
@@ -19,6 +33,8 @@ export class Subscription implements Subscriber {
   private ready = false
   private scheduled = false
   private slowSince = 0
+  /** The loop turn of the last immediate flush. */
+  private immediateTurn = -1
   private ended = false
 
   constructor(
@@ -42,10 +58,15 @@ export class Subscription implements Subscriber {
       if (!known || known.version < v.version) this.pending.set(v.name, v)
     }
     if (layout) this.layout = layout
-    // An idle socket gets the push now: waiting for setImmediate would queue it behind whatever
-    // the poll phase brings (the server's own watcher waking on this very write).
-    if (this.ready && !this.scheduled && this.ws.bufferedAmount === 0) this.flush()
-    else this.schedule(0)
+    // An idle socket gets the first push of a loop turn now: waiting for setImmediate would queue
+    // it behind whatever the poll phase brings. Later changes in the same turn (pipelined writes
+    // arrive many to a socket read) coalesce into one flush at setImmediate: over plain TCP
+    // `bufferedAmount` is always 0, and a frame per write per subscriber saturated the server.
+    const turn = currentTurn()
+    if (this.ready && !this.scheduled && this.ws.bufferedAmount === 0 && this.immediateTurn !== turn) {
+      this.immediateTurn = turn
+      this.flush()
+    } else this.schedule(0)
   }
 
   /** The service went away (deleted, server closing): tell the client why. */
