@@ -16,7 +16,7 @@ import type * as Scope from "effect/Scope"
 import { type CommyError, InvalidArgument, InvalidOffset, LockTimeout, PermissionDenied } from "../CommyError.js"
 import type { WaitResult } from "../native/Binding.js"
 import type { NativeAddon } from "../native/NativeAddon.js"
-import { mapFile } from "./MappedFile.js"
+import { mapFile, type UnsafeWait } from "./MappedFile.js"
 
 export interface FileAccessorService {
   /** True when the bytes are this machine's shared mapping (no network in between). */
@@ -41,16 +41,8 @@ export interface FileAccessorService {
   readonly wake: (offset: number) => void
   /** Sleeps while the word at `offset` equals `expected`, up to `timeout`. Interruptible. */
   readonly wait: (offset: number, expected: number, timeout: Duration.DurationInput) => Effect.Effect<WaitResult, CommyError>
-  /**
-   * `wait` as a callback (what the Watcher's wake path uses: no fiber per wake). `onDone` runs
-   * later, never synchronously, unless the returned cancel function ran first.
-   */
-  readonly unsafeWait: (
-    offset: number,
-    expected: number,
-    timeoutMs: number,
-    onDone: (result: WaitResult | CommyError) => void
-  ) => () => void
+  /** `wait` as a callback (what the Watcher's wake path uses: no fiber per wake). */
+  readonly unsafeWait: UnsafeWait
 }
 
 export class FileAccessor extends Context.Tag("commy/FileAccessor")<FileAccessor, FileAccessorService>() {}

@@ -49,17 +49,20 @@ export interface MappedFile {
     expected: number,
     timeout?: Duration.DurationInput
   ) => Effect.Effect<WaitResult, CommyError>
-  /**
-   * The same as a callback, for the Watcher's wake path (no fiber per wake): `onDone` runs
-   * later (never synchronously) with the result or error, unless the returned cancel ran first.
-   */
-  readonly unsafeWait: (
-    offset: number,
-    expected: number,
-    timeoutMs: number,
-    onDone: (result: WaitResult | CommyError) => void
-  ) => () => void
+  /** The same as a callback, for the Watcher's wake path (no fiber per wake). */
+  readonly unsafeWait: UnsafeWait
 }
+
+/**
+ * A futex-style wait as a callback: `onDone` runs later (never synchronously) with the result or
+ * an error, unless the returned cancel function ran first.
+ */
+export type UnsafeWait = (
+  offset: number,
+  expected: number,
+  timeoutMs: number,
+  onDone: (result: WaitResult | CommyError) => void
+) => () => void
 
 const attempt = <A>(context: string, f: () => A): Effect.Effect<A, CommyError> =>
   Effect.try({ try: f, catch: (cause) => fromNativeError(cause, context) })
