@@ -16,7 +16,7 @@ import type * as Scope from "effect/Scope"
 import { type CommyError, InvalidArgument, InvalidOffset, LockTimeout, PermissionDenied } from "../CommyError.js"
 import type { WaitResult } from "../native/Binding.js"
 import type { NativeAddon } from "../native/NativeAddon.js"
-import { mapFile, type UnsafeWait } from "./MappedFile.js"
+import { mapFile, type UnsafeWait, waitEffect } from "./MappedFile.js"
 
 export interface FileAccessorService {
   /** True when the bytes are this machine's shared mapping (no network in between). */
@@ -165,11 +165,7 @@ export const makeBuffer = (init: { readonly size: number } | { readonly buffer: 
     wake: () => {
       for (const resume of [...waiters]) resume()
     },
-    wait: (offset, expected, timeout) =>
-      Effect.async<WaitResult>((resume) =>
-        Effect.sync(unsafeWait(offset, expected, Duration.toMillis(Duration.decode(timeout)), (result) =>
-          resume(Effect.succeed(result as WaitResult))))
-      ),
+    wait: waitEffect(unsafeWait),
     unsafeWait
   }
 }

@@ -53,6 +53,18 @@ export interface MappedFile {
   readonly unsafeWait: UnsafeWait
 }
 
+/** The Effect form of an UnsafeWait: interrupting it cancels the wait. */
+export const waitEffect = (unsafeWait: UnsafeWait) =>
+(
+  offset: number,
+  expected: number,
+  timeout?: Duration.DurationInput
+): Effect.Effect<WaitResult, CommyError> =>
+  Effect.async((resume) =>
+    Effect.sync(unsafeWait(offset, expected, toMillis(timeout), (result) =>
+      resume(typeof result === "string" ? Effect.succeed(result) : Effect.fail(result))))
+  )
+
 /**
  * A futex-style wait as a callback: `onDone` runs later (never synchronously) with the result or
  * an error, unless the returned cancel function ran first.
@@ -74,37 +86,27 @@ const make = (path: string, mapping: NativeMapping): MappedFile => {
   // Idle native waiters, reused: each owns a ring or a thread, costly to create per wait.
   const idle: Array<NativeWaiter> = []
 
-  const unsafeWait = (
-    offset: number,
-    expected: number,
-    timeoutMs: number,
-    onDone: (result: WaitResult | CommyError) => void
-  ): () => void => {
-    let waiter: NativeWaiter
+  const unsafeWait: UnsafeWait = (offset, expected, timeoutMs, onDone) => {
+    let waiter: NativeWaiter | undefined
     let promise: Promise<WaitResult>
     try {
       waiter = idle.pop() ?? mapping.waiter()
-    } catch (cause) {
-      const error = fromNativeError(cause, "MappedFile.wait")
-      queueMicrotask(() => onDone(error))
-      return () => {}
-    }
-    try {
       promise = waiter.wait(offset, expected, timeoutMs)
     } catch (cause) {
-      idle.push(waiter)
+      if (waiter) idle.push(waiter)
       const error = fromNativeError(cause, "MappedFile.wait")
       queueMicrotask(() => onDone(error))
       return () => {}
     }
+    const used = waiter
     let cancelled = false
     promise.then(
       (result) => {
-        idle.push(waiter)
+        idle.push(used)
         if (!cancelled) onDone(result)
       },
       (cause) => {
-        waiter.close()
+        used.close()
         if (!cancelled) onDone(fromNativeError(cause, "MappedFile.wait"))
       }
     )
@@ -112,16 +114,9 @@ const make = (path: string, mapping: NativeMapping): MappedFile => {
     return () => {
       if (cancelled) return
       cancelled = true
-      waiter.cancel()
+      used.cancel()
     }
   }
-
-  const wait = (offset: number, expected: number, timeout?: Duration.DurationInput) =>
-    Effect.async<WaitResult, CommyError>((resume) => {
-      const cancel = unsafeWait(offset, expected, toMillis(timeout), (result) =>
-        resume(typeof result === "string" ? Effect.succeed(result) : Effect.fail(result)))
-      return Effect.sync(cancel)
-    })
 
   return {
     path,
@@ -147,7 +142,7 @@ const make = (path: string, mapping: NativeMapping): MappedFile => {
         return false
       }
     },
-    wait,
+    wait: waitEffect(unsafeWait),
     unsafeWait
   }
 }
