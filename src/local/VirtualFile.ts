@@ -92,6 +92,7 @@ export class VirtualFile {
   private entries: Map<string, Entry> = new Map()
   private layoutGeneration = -1
   private header!: Header
+  private layoutNow!: { readonly header: Header; readonly entries: ReadonlyMap<string, Entry> }
 
   private constructor(
     readonly accessor: FileAccessorService,
@@ -122,15 +123,16 @@ export class VirtualFile {
     if (entries instanceof CorruptFile) return entries
     this.header = header
     this.entries = entries
+    this.layoutNow = { header, entries }
     this.rawHandles = new Map()
     if (this.memory.ownVersions.length !== header.dirCapacity) this.memory.ownVersions = new Float64Array(header.dirCapacity)
     this.layoutGeneration = header.layoutGeneration
     return undefined
   }
 
-  /** Header fields as of the last refresh (data region bounds for the watcher). */
+  /** Header fields as of the last refresh (data region bounds for the watcher); built once per refresh. */
   get layout(): { readonly header: Header; readonly entries: ReadonlyMap<string, Entry> } {
-    return { header: this.header, entries: this.entries }
+    return this.layoutNow
   }
 
   /** The change generation: bumped after every committed write. */

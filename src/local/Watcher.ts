@@ -99,7 +99,8 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
 
     let table: Array<Tracked> = []
     let byIndex = new Map<number, Tracked>()
-    let layoutGeneration = -1
+    /** The file's layout the table was built from (a new object after every layout change). */
+    let known: VirtualFile["layout"] | undefined
     let dataOffset = 0
     let shadow = new Uint8Array(0)
 
@@ -108,15 +109,16 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
     const syncLayout = (): CommyError | undefined => {
       const failed = file.refresh()
       if (failed) return failed
-      const { entries, header } = file.layout
-      if (header.layoutGeneration === layoutGeneration) return undefined
-      if (layoutGeneration !== -1) layoutChanged = true
+      const layout = file.layout
+      if (layout === known) return undefined
+      if (known !== undefined) layoutChanged = true
+      const { entries, header } = layout
       const next: Array<Tracked> = []
       const nextByIndex = new Map<number, Tracked>()
       for (const entry of entries.values()) {
-        const known = byIndex.get(entry.index)
-        const tracked: Tracked = known?.entry.slot === entry.slot && known.entry.name === entry.name
-          ? known
+        const old = byIndex.get(entry.index)
+        const tracked: Tracked = old?.entry.slot === entry.slot && old.entry.name === entry.name
+          ? old
           : { entry, end: entry.slot + slotSize(entry.capacity), type: VarType.raw(entry.typeId, entry.capacity), last: zeroValue(entry) }
         next.push(tracked)
         nextByIndex.set(entry.index, tracked)
@@ -124,7 +126,7 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
       next.sort((a, b) => a.entry.slot - b.entry.slot)
       table = next
       byIndex = nextByIndex
-      layoutGeneration = header.layoutGeneration
+      known = layout
       // The data region only grows; new bytes start as zeros in the shadow, like a fresh slot.
       if (header.dataOffset !== dataOffset || header.dataUsed - header.dataOffset > shadow.length) {
         const grown = new Uint8Array(header.dataUsed - header.dataOffset)
