@@ -39,6 +39,8 @@ class Commy : public Napi::Addon<Commy> {
   // New waiters use io_uring when the kernel allows (else a thread); setWaiterKind("thread")
   // or COMMY_WAITER=thread turns it off for this environment.
   bool ring_waiters = true;
+  // The kind new waiters get: io_uring when chosen and usable here.
+  bool UseRingWaiters() const;
 
   // Stops and joins every thread (no JS is called). Run by the env cleanup hook.
   void Shutdown();

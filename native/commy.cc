@@ -163,8 +163,10 @@ Napi::Value Commy::WaiterKinds(const Napi::CallbackInfo& info) {
   return list;
 }
 
+bool Commy::UseRingWaiters() const { return ring_waiters && FutexRingAvailable(); }
+
 Napi::Value Commy::WaiterKind(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), ring_waiters && FutexRingAvailable() ? "io_uring" : "thread");
+  return Napi::String::New(info.Env(), UseRingWaiters() ? "io_uring" : "thread");
 }
 
 Napi::Value Commy::SetWaiterKind(const Napi::CallbackInfo& info) {

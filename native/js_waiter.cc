@@ -59,7 +59,7 @@ Waiter::Waiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Waiter>(info) 
   mapping_ = std::move(addon->pending_waiter_mapping);
   addon->pending_waiter_mapping.reset();
 
-  if (addon->ring_waiters && FutexRingAvailable() && StartRing(env, info.This())) {
+  if (addon->UseRingWaiters() && StartRing(env, info.This())) {
     addon_ = addon;
     addon_->waiters.insert(this);
     return;
@@ -162,8 +162,7 @@ void Waiter::Settle(napi_env env, WaitResult result) {
       ring_wait_queued_ = false;
       ring_->SubmitCancel(gen_, kCancelTag);
     }
-    if (ring_refed_) uv_unref(reinterpret_cast<uv_handle_t*>(&handles_->poll));
-    ring_refed_ = false;
+    uv_unref(reinterpret_cast<uv_handle_t*>(&handles_->poll));  // a flag, not a count
   }
   // Back to idle: let the loop exit and the object be collected (finalizers are deferred,
   // so `this` stays valid until we return).
@@ -193,7 +192,6 @@ void Waiter::Shutdown() {
     ring_->Close();  // the kernel cancels a wait still queued
     ring_.reset();
   }
-  ring_refed_ = false;
   ring_wait_queued_ = false;
   if (async_context_ != nullptr && env_ != nullptr) napi_async_destroy(env_, async_context_);
   async_context_ = nullptr;
@@ -269,8 +267,7 @@ Napi::Value Waiter::Wait(const Napi::CallbackInfo& info) {
     deferred_ = d;
     gen_++;
     ring_wait_queued_ = true;
-    if (!ring_refed_) uv_ref(reinterpret_cast<uv_handle_t*>(&handles_->poll));
-    ring_refed_ = true;
+    uv_ref(reinterpret_cast<uv_handle_t*>(&handles_->poll));  // keeps the loop alive while waiting
     if (timeout_ns > 0) {
       // Whole milliseconds, rounded up: libuv timers tick in ms.
       const uint64_t ms = static_cast<uint64_t>((timeout_ns + 999999) / 1000000);

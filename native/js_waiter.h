@@ -75,7 +75,6 @@ class Waiter : public Napi::ObjectWrap<Waiter> {
   napi_env env_ = nullptr;
   napi_async_context async_context_ = nullptr;
   napi_ref self_ref_ = nullptr;
-  bool ring_refed_ = false;
   bool ring_wait_queued_ = false;  // the kernel still holds our FUTEX_WAIT (gen_)
   uint64_t gen_ = 0;
   bool closed_ = false;
