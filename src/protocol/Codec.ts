@@ -9,7 +9,8 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { Packr, Unpackr } from "msgpackr"
 import { classForCode, type CommyError, ProtocolError } from "../CommyError.js"
-import { type ErrorBody, Push, Reply, Request, type ServerMessage } from "./Messages.js"
+import { decodeHotRequest, decodeHotServerMessage, encodeChangedFrame, encodeHotReply, encodeHotRequest, encodeVariableValue } from "./HotFrames.js"
+import { CasResult, type ErrorBody, Push, ReadResult, Reply, Request, type ServerMessage, type VariableValue, WriteResult } from "./Messages.js"
 
 const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: false })
 // msgpackr renames a "__proto__" key on decode, so frames cannot pollute prototypes.
@@ -17,12 +18,19 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
 
 export const encodeFrame = (message: unknown): Uint8Array => packr.pack(message)
 
+/** A client request with its id; read/write/cas (the hot ones) are encoded by hand. */
+export const encodeRequest = (body: { readonly op: string }, id: number): Uint8Array =>
+  encodeHotRequest(body, id) ?? packr.pack({ ...body, id })
+
+/** A successful reply; write and cas replies (the hot ones) are encoded by hand. */
+export const encodeReply = (id: number, result: unknown): Uint8Array => encodeHotReply(id, result) ?? packr.pack({ id, result })
+
 /** Each pushed value is encoded once, however many subscribers it goes to (fan-out). */
-const encodedValues = new WeakMap<object, Uint8Array>()
-const encodeValue = (value: object): Uint8Array => {
+const encodedValues = new WeakMap<VariableValue, Uint8Array>()
+const encodeValue = (value: VariableValue): Uint8Array => {
   let bytes = encodedValues.get(value)
   if (bytes === undefined) {
-    bytes = packr.pack(value)
+    bytes = encodeVariableValue(value)
     encodedValues.set(value, bytes)
   }
   return bytes
@@ -39,9 +47,10 @@ const arrayHeader = (n: number): Uint8Array =>
  * `{ push: "changed", sub, values[, layout] }`, decoding to the same map as `encodeFrame` would,
  * assembled from per-value encodings cached across subscribers.
  */
-export const encodeChangedPush = (sub: number, values: ReadonlyArray<object>, layout?: ReadonlyArray<object>): Uint8Array => {
+export const encodeChangedPush = (sub: number, values: ReadonlyArray<VariableValue>, layout?: ReadonlyArray<object>): Uint8Array => {
+  if (!layout) return encodeChangedFrame(sub, values.map(encodeValue))
   const parts: Array<Uint8Array> = [
-    Uint8Array.of(layout ? 0x84 : 0x83),
+    Uint8Array.of(0x84),
     packr.pack("push"),
     packr.pack("changed"),
     packr.pack("sub"),
@@ -50,7 +59,7 @@ export const encodeChangedPush = (sub: number, values: ReadonlyArray<object>, la
     arrayHeader(values.length)
   ]
   for (const value of values) parts.push(encodeValue(value))
-  if (layout) parts.push(packr.pack("layout"), packr.pack(layout))
+  parts.push(packr.pack("layout"), packr.pack(layout))
   return Buffer.concat(parts)
 }
 
@@ -76,6 +85,8 @@ const decodeWith = <A, I>(schema: Schema.Schema<A, I>) => {
 
 /** Server side: a client frame. On failure, `id` is recovered when the frame had one. */
 export const decodeRequest = (frame: Uint8Array): Either.Either<Request, { error: ProtocolError; id: number | null }> => {
+  const hot = decodeHotRequest(frame)
+  if (hot) return Either.right(hot as Request)
   const decoded = decodeWith(Request)(frame)
   if (Either.isRight(decoded)) return Either.right(decoded.right)
   const raw = unpack(frame)
@@ -90,20 +101,46 @@ const decodePush = decodeValueWith(Push)
 const decodeReply = decodeValueWith(Reply)
 
 /** Client side: a server frame. Pushes and replies are told apart first, then decoded. */
-export const decodeServerMessage = (frame: Uint8Array): Either.Either<ServerMessage, ProtocolError> =>
+export const decodeServerMessage = (frame: Uint8Array): Either.Either<ServerMessage, ProtocolError> => {
+  const hot = decodeHotServerMessage(frame)
+  return hot ? Either.right(hot as ServerMessage) : decodeGeneral(frame)
+}
+
+const decodeGeneral = (frame: Uint8Array): Either.Either<ServerMessage, ProtocolError> =>
   Either.flatMap(unpack(frame), (value): Either.Either<ServerMessage, ProtocolError> =>
     typeof value === "object" && value !== null && "push" in value ? decodePush(value) : decodeReply(value))
 
 const resultDecoders = new WeakMap<object, (result: unknown) => Either.Either<any, ProtocolError>>()
+
+const isNumbers = (u: unknown): u is Array<number> => Array.isArray(u) && u.every((n) => typeof n === "number")
+const isValues = (u: unknown): u is Array<VariableValue> =>
+  Array.isArray(u) && u.every((v) =>
+    typeof v === "object" && v !== null && typeof v.name === "string" && typeof v.version === "number" &&
+    v.value instanceof Uint8Array
+  )
+
+/**
+ * The hot results checked by hand (what the Schema would check, and the same output); anything
+ * these do not accept is decoded by the Schema, which reports the error.
+ */
+const hotResults = new Map<object, (result: any) => object | undefined>([
+  [WriteResult, (r) => (isNumbers(r?.versions) ? { versions: r.versions } : undefined)],
+  [CasResult, (r) => (typeof r?.version === "number" ? { version: r.version } : undefined)],
+  [ReadResult, (r) => (isValues(r?.values) ? { values: r.values.map((v: VariableValue) => ({ name: v.name, version: v.version, value: v.value })) } : undefined)]
+])
 
 /** A result decoded against the schema of its op (the decoder is built once per schema). */
 export const decodeResult = <A, I>(schema: Schema.Schema<A, I>): (result: unknown) => Either.Either<A, ProtocolError> => {
   const known = resultDecoders.get(schema)
   if (known) return known
   const decode = Schema.decodeUnknownEither(schema, { onExcessProperty: "ignore" })
-  const decoder = (result: unknown): Either.Either<A, ProtocolError> =>
-    Either.mapLeft(decode(result), (error) =>
+  const hot = hotResults.get(schema)
+  const decoder = (result: unknown): Either.Either<A, ProtocolError> => {
+    const checked = hot?.(result)
+    if (checked) return Either.right(checked as A)
+    return Either.mapLeft(decode(result), (error) =>
       new ProtocolError({ message: `unexpected result: ${ParseResult.TreeFormatter.formatErrorSync(error)}` }))
+  }
   resultDecoders.set(schema, decoder)
   return decoder
 }

@@ -16,7 +16,7 @@ import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import WebSocket from "ws"
 import { type CommyError, ConnectionClosed, LimitExceeded, RequestTimeout } from "../CommyError.js"
-import { decodeResult, decodeServerMessage, encodeFrame, errorFromBody } from "../protocol/Codec.js"
+import { decodeResult, decodeServerMessage, encodeRequest, errorFromBody } from "../protocol/Codec.js"
 import {
   AuthResult,
   HelloResult,
@@ -154,7 +154,7 @@ export const connect = (options: TransportOptions): Effect.Effect<WssTransportSe
       if (socket.readyState !== WebSocket.OPEN) {
         pending.get(id)!.resolve({ error: { code: ConnectionClosed.code, message: "not connected" } })
       } else {
-        socket.send(encodeFrame({ ...body, id }))
+        socket.send(encodeRequest(body, id))
       }
       return id
     }

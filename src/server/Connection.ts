@@ -27,7 +27,7 @@ import {
 } from "../CommyError.js"
 import { checkName } from "../local/Directory.js"
 import { createServiceFile, servicePath } from "../local/ServiceFiles.js"
-import { decodeRequest, encodeFrame, errorBody } from "../protocol/Codec.js"
+import { decodeRequest, encodeFrame, encodeReply, errorBody } from "../protocol/Codec.js"
 import {
   CloseCodes,
   PROTOCOL_VERSION,
@@ -114,6 +114,9 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
     ctx.stats.connections++
     const send = (message: unknown) => {
       if (ws.readyState === ws.OPEN) ws.send(encodeFrame(message))
+    }
+    const sendResult = (id: number, result: unknown) => {
+      if (ws.readyState === ws.OPEN) ws.send(encodeReply(id, result))
     }
     const close = (code: number, reason: string) => {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason)
@@ -409,7 +412,7 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
 
     const reply = (id: number, exit: Exit.Exit<Outcome, CommyError>) => {
       if (Exit.isSuccess(exit)) {
-        send({ id, result: exit.value.result })
+        sendResult(id, exit.value.result)
         exit.value.after?.()
         return
       }
@@ -434,7 +437,7 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
         const service = cached(req.tenant, req.service, hotRight(req))
         if (service) {
           const outcome = runHot(service, req)
-          return "result" in outcome ? send({ id: req.id, result: outcome.result }) : send({ id: req.id, error: errorBody(outcome) })
+          return "result" in outcome ? sendResult(req.id, outcome.result) : send({ id: req.id, error: errorBody(outcome) })
         }
       }
       if (inFlight >= limits.maxInFlight) {
