@@ -7,7 +7,9 @@
  *    `request({op:"write"})`, a write every ~1 ms; a child process (B, its own connection and its
  *    own event loop) records now − written when the `changed` push arrives: in the transport's
  *    onPush callback, and (second row) at RemoteService.watch's event. Redis: PUBLISH from here,
- *    a raw-RESP SUBSCRIBE connection in a child, the timestamp as the payload.
+ *    a raw-RESP SUBSCRIBE connection in a child, the timestamp as the payload. The floor: a bare
+ *    `ws` relay process (same TLS certificate, no decoding, no Effect) between a raw `ws` writer
+ *    here and a raw `ws` subscriber child: what any Node WebSocket server costs on this path.
  * 2. one-request round trip at depth 1: Commy `read` of one variable vs Redis `GET`, alternating
  *    rounds, each request timed on its own.
  * 3. fan-out: one writer here (pipelined, at most 64 requests in flight, for 5 s) and 100
@@ -35,6 +37,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
+import WebSocket from "ws"
 import * as Var from "../src/local/VarType.js"
 import { Empty, ReadResult, ServiceResult, WriteResult } from "../src/protocol/Messages.js"
 import { connect, type WssTransportService } from "../src/remote/WssTransport.js"
@@ -471,6 +474,27 @@ export const runRemote = async (): Promise<GroupSummary> => {
       children.push(child)
       latencies.push(await drive(child, how === "transport" ? "Commy write → changed push (transport onPush)" : "Commy write → RemoteService.watch event", writeT))
     }
+    {
+      const insecure = Boolean(process.env["COMMY_BENCH_INSECURE"])
+      const relay = startRemoteChild(["relay-server", server.dataDir, insecure ? "plain" : "tls"])
+      children.push(relay)
+      const relayUrl = `${insecure ? "ws" : "wss"}://127.0.0.1:${(await relay.waitForLine("listening ")).slice("listening ".length)}`
+      const child = startRemoteChild(["latency-relay", relayUrl], env)
+      children.push(child)
+      const writer = new WebSocket(relayUrl, { ca: server.ca, perMessageDeflate: false })
+      await new Promise((resolve, reject) => writer.once("open", resolve).once("error", reject))
+      const replies: Array<() => void> = []
+      writer.on("message", () => replies.shift()?.())
+      latencies.push(await drive(child, `floor: bare ws relay, ${insecure ? "ws://" : "wss://"} (no decoding)`, (value) =>
+        new Promise<void>((resolve) => {
+          replies.push(resolve)
+          const frame = Buffer.alloc(8)
+          frame.writeDoubleLE(value)
+          writer.send(frame)
+        })))
+      writer.close()
+      relay.kill()
+    }
     if (!("skipped" in redis)) {
       const child = startRemoteChild(["latency-redis", String(redis.port), "lat"])
       children.push(child)
@@ -560,7 +584,8 @@ export const runRemote = async (): Promise<GroupSummary> => {
   const lines: Array<string> = []
   const commyLat = stats(latencies[0]!)
   const watchLat = stats(latencies[1]!)
-  const redisLat = latencies[2] ? stats(latencies[2]) : undefined
+  const floorLat = stats(latencies[2]!)
+  const redisLat = latencies[3] ? stats(latencies[3]) : undefined
   const commyRtt = rtts[0]!
   const redisRtt = rtts[1]
   const commyFan = fans[0]!
@@ -592,12 +617,12 @@ export const runRemote = async (): Promise<GroupSummary> => {
 
   output(`\n### remote: write → push latency detail, µs (${LAT_SAMPLES} writes ~${SPACING_MS} ms apart after ${LAT_WARMUP} warm-up; receiver in its own process)\n`)
   output(table(
-    ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × Redis", "p99 × Redis"],
+    ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × Redis", "p99 × Redis", "p50 × floor"],
     latencies.map((d) => {
       const s = stats(d)
-      return [d.name, `${d.received}/${LAT_SAMPLES}`, fmt(s.min), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.max), x(s.p50, redisLat?.p50), x(s.p99, redisLat?.p99)]
+      return [d.name, `${d.received}/${LAT_SAMPLES}`, fmt(s.min), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.max), x(s.p50, redisLat?.p50), x(s.p99, redisLat?.p99), x(s.p50, floorLat.p50)]
     }),
-    ["l", "r", "r", "r", "r", "r", "r", "r", "r"]
+    ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
   ))
 
   output(`\n### remote: fan-out detail (${FAN_SUBSCRIBERS} subscriber connections in ${FAN_CHILDREN} processes, writer in the bench process, ${FAN_SECONDS} s)\n`)
@@ -630,6 +655,11 @@ export const runRemote = async (): Promise<GroupSummary> => {
         `p99 ${fmt(commyLat.p99)} vs ${fmt(redisLat.p99)} µs = ${ratio(commyLat.p99 / redisLat.p99)} (${met(commyLat.p99 <= 1.5 * redisLat.p99)})`
     )
   } else lines.push(`remote: write → push p50 ${fmt(commyLat.p50)} µs, p99 ${fmt(commyLat.p99)} µs (Redis skipped: no ratio)`)
+  lines.push(
+    `remote: floor (bare ws relay, no decoding) p50 ${fmt(floorLat.p50)} µs` +
+      (redisLat ? ` = ${ratio(floorLat.p50 / redisLat.p50)} Redis` : "") +
+      `; Commy's push p50 = ${ratio(commyLat.p50 / floorLat.p50)} the floor`
+  )
   lines.push(`remote: at RemoteService.watch (mirror applied + diffed) p50 ${fmt(watchLat.p50)} µs, p99 ${fmt(watchLat.p99)} µs, vs the transport push p50 ${fmt(commyLat.p50)} µs`)
   lines.push(
     `remote: fan-out ${fmt(rate(commyFan))} values/s delivered to ${FAN_SUBSCRIBERS} subscribers (target ≥ 200k/s: ${met(rate(commyFan) >= 200_000)}); ` +
