@@ -138,7 +138,8 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
 
     const rightsOn = (principal: Principal, service: string) =>
       Effect.gen(function*() {
-        const key = `${principal.tenant}\u0000${service}`
+        // Keyed by the key id too: re-authenticating with another key must not inherit the old rights.
+        const key = `${principal.tenant}\u0000${principal.keyId}\u0000${service}`
         const cached = rightsCache.get(key)
         if (cached && Date.now() - cached.at < RIGHTS_TTL_MS) return cached.rights
         const rights = yield* ctx.store.rightsFor(principal, service)
@@ -160,20 +161,24 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
           return yield* new ServiceNotFound({ message: `no service ${JSON.stringify(service)} in ${tenant}`, service })
         }
         if (!allows(rights, right)) return yield* new PermissionDenied({ message: `${right} right on ${service} required` })
-        return { record: yield* ctx.store.getService(tenant, service), rights }
+        return { principal, record: yield* ctx.store.getService(tenant, service), rights }
       })
 
     /**
      * Services this connection used recently, with the rights it had: a read or write within
      * the rights TTL needs no store query and no registry lock (the hot path of every request).
      */
-    const recent = new Map<string, { readonly service: OpenService; readonly rights: ReadonlySet<Right>; readonly at: number }>()
+    const recent = new Map<
+      string,
+      { readonly service: OpenService; readonly rights: ReadonlySet<Right>; readonly principal: Principal; readonly at: number }
+    >()
 
     /** The service, when this connection used it within the rights TTL with that right. */
     const cached = (tenant: string, service: string, right: Right): OpenService | undefined => {
       const hit = recent.get(`${tenant}\u0000${service}`)
+      // Only for the principal it was authorised for (a later auth to the tenant replaces it).
       return hit && !hit.service.closed && Date.now() - hit.at < RIGHTS_TTL_MS && allows(hit.rights, right) &&
-          principals.has(tenant)
+          principals.get(tenant) === hit.principal
         ? hit.service
         : undefined
     }
@@ -182,9 +187,9 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
       Effect.suspend(() => {
         const hit = cached(tenant, service, right)
         if (hit) return Effect.succeed(hit)
-        return Effect.flatMap(authorise(tenant, service, right), ({ record, rights }) =>
+        return Effect.flatMap(authorise(tenant, service, right), ({ principal, record, rights }) =>
           Effect.tap(ctx.registry.acquire(record, self), (open) => {
-            recent.set(`${tenant}\u0000${service}`, { service: open, rights, at: Date.now() })
+            recent.set(`${tenant}\u0000${service}`, { service: open, rights, principal, at: Date.now() })
           }))
       })
 

@@ -13,7 +13,7 @@ import * as path from "node:path"
 import { AuthenticationFailed } from "../../src/CommyError.js"
 import { SimdDiff } from "../../src/diff/SimdDiff.js"
 import { NativeAddon } from "../../src/native/NativeAddon.js"
-import { ReadResult, ServiceResult } from "../../src/protocol/Messages.js"
+import { AuthResult, Empty, ReadResult, ServiceResult, WriteResult } from "../../src/protocol/Messages.js"
 import { connect } from "../../src/remote/WssTransport.js"
 import { Authenticator } from "../../src/server/Authenticator.js"
 import { databaseFile } from "../../src/server/DataDir.js"
@@ -109,5 +109,30 @@ describe("authentication methods", () => {
         const unknown = yield* Effect.either(connect({ url: server.url, ca, credentials: [{ tenant: "acme", method: "kerberos", token: "x" }] }))
         expect(code(unknown)).toBe("AUTHENTICATION_FAILED")
       }).pipe(Effect.provide(layers))
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("re-authenticating with another key takes its rights at once: no rights cached from the previous key", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() => startTestServer(path.join(dir, "data"))),
+        (s) => Effect.promise(() => stopTestServer(s))
+      )
+      const admin = yield* makeKey(server.dataDir, { tenant: "plant", grants: [{ service: "*", rights: ["admin"] }] })
+      const reader = yield* makeKey(server.dataDir, { tenant: "plant", grants: [{ service: "*", rights: ["read"] }] })
+      const transport = yield* connect({ url: server.url, ca: server.ca, credentials: [{ tenant: "plant", key: admin }] })
+      const target = { tenant: "plant", service: "line" }
+      yield* transport.request({ op: "service.create", ...target, persistent: true }, ServiceResult)
+      yield* transport.request({ op: "var.define", ...target, name: "x", type: 1 }, Empty)
+      const write = Effect.either(transport.request({ op: "write", ...target, writes: [{ name: "x", value: Uint8Array.of(7) }] }, WriteResult))
+      expect(code(yield* write)).toBe("ok") // the service and its rights are now cached for this connection
+
+      yield* transport.request({ op: "auth", tenant: "plant", key: reader }, AuthResult)
+      expect(code(yield* write)).toBe("PERMISSION_DENIED")
+      const read = yield* transport.request({ op: "read", ...target, names: ["x"] }, ReadResult)
+      expect(Array.from(read.values[0]!.value)).toEqual([7])
+
+      yield* transport.request({ op: "auth", tenant: "plant", key: admin }, AuthResult)
+      expect(code(yield* write)).toBe("ok")
     }).pipe(Effect.scoped), 60_000)
 })
