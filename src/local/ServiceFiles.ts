@@ -102,6 +102,14 @@ export const openServiceFile = (
     return yield* VirtualFile.open(accessor, file)
   })
 
+/** Ids of the service files in `root`. */
+export const listServiceFiles = (root: string): Effect.Effect<ReadonlyArray<string>, CommyError> =>
+  fsTry(`listServiceFiles(${root})`, () =>
+    fs.readdirSync(root).flatMap((name) => {
+      const match = /^service_([0-9a-f]{32})\.mem$/.exec(name)
+      return match ? [match[1]!] : []
+    }))
+
 /** Removes a service file. Processes that still map it keep their (now unlinked) bytes. */
 export const removeServiceFile = (root: string, id: string): Effect.Effect<void, CommyError> =>
   Effect.gen(function*() {

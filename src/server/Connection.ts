@@ -26,7 +26,7 @@ import {
   ServiceNotFound
 } from "../CommyError.js"
 import { checkName } from "../local/Directory.js"
-import { createServiceFile, servicePath } from "../local/ServiceFiles.js"
+import { createServiceFile, removeServiceFile, servicePath } from "../local/ServiceFiles.js"
 import { decodeRequest, encodeFrame, encodeReply, errorBody } from "../protocol/Codec.js"
 import {
   CloseCodes,
@@ -302,6 +302,13 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
             if (Either.isLeft(created)) {
               yield* Effect.ignore(ctx.store.deleteService(req.tenant, req.service))
               return yield* created.left
+            }
+            // The tenant (or the service) may have been deleted while the file was written: its
+            // deletion found no file to remove, so the file goes here.
+            const current = yield* Effect.either(ctx.store.getService(req.tenant, req.service))
+            if (Either.isLeft(current) || current.right.id !== record.id) {
+              yield* Effect.ignore(removeServiceFile(ctx.root, record.id))
+              return yield* new ServiceNotFound({ message: `${req.tenant}/${req.service} was deleted while it was created`, service: req.service })
             }
             // The creator is a client: a non-persistent service lives while its creator does.
             yield* ctx.registry.acquire(record, self)

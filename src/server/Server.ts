@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import type { TLSSocket } from "node:tls"
 import { type CommyError, FileError, InvalidArgument } from "../CommyError.js"
 import type { SimdDiff } from "../diff/SimdDiff.js"
-import { prepareRoot, removeServiceFile } from "../local/ServiceFiles.js"
+import { listServiceFiles, prepareRoot, removeServiceFile } from "../local/ServiceFiles.js"
 import type { NativeAddon } from "../native/NativeAddon.js"
 import { Authenticator, type Peer } from "./Authenticator.js"
 import { defaultLimits, handleConnection, type Limits } from "./Connection.js"
@@ -69,12 +69,21 @@ export const startServer = (
     yield* prepareRoot(root)
 
     // Non-persistent services do not outlive their clients, and no client survives a restart.
+    const kept = new Set<string>()
     for (const tenant of yield* store.listTenants) {
       for (const service of yield* store.listServices(tenant.name)) {
-        if (service.persistent) continue
+        if (service.persistent) {
+          kept.add(service.id)
+          continue
+        }
         yield* Effect.ignore(removeServiceFile(root, service.id))
         yield* Effect.ignore(store.deleteService(tenant.name, service.name))
       }
+    }
+    // A file without a record (a crash between the two, or a create that lost a race with its
+    // tenant's deletion) is nobody's: remove it rather than leave it for manual cleanup.
+    for (const id of yield* listServiceFiles(root)) {
+      if (!kept.has(id)) yield* Effect.ignore(removeServiceFile(root, id))
     }
 
     const registry = yield* makeServiceRegistry({ root, store })

@@ -5,6 +5,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { Packr, Unpackr } from "msgpackr"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import WebSocket from "ws"
 import { ReadResult, ServiceResult, VariableInfo, WriteResult } from "../../src/protocol/Messages.js"
 import { connect } from "../../src/remote/WssTransport.js"
@@ -167,8 +169,16 @@ describe("service lifecycle", () => {
       ).pipe(Effect.zipLeft(Effect.sleep("20 millis"))))
 
       yield* Effect.promise(() => stopTestServer(server))
+      // A service file without a record (a crash between the two, or a create that lost a race
+      // with its tenant's deletion) is removed at the next start; recorded ones stay.
+      const services = path.join(dir, "services")
+      const recorded = fs.readdirSync(services)
+      const orphan = path.join(services, `service_${"ab".repeat(16)}.mem`)
+      fs.copyFileSync(path.join(services, recorded[0]!), orphan)
       server = yield* Effect.promise(() => startTestServer(dir))
       yield* Effect.addFinalizer(() => Effect.promise(() => stopTestServer(server)))
+      expect(fs.existsSync(orphan)).toBe(false)
+      expect(fs.readdirSync(services)).toEqual(recorded)
       const again = yield* connect({ url: server.url, ca: server.ca, credentials: [{ tenant: "acme", key }] })
       const kept = yield* again.request({ op: "read", tenant: "acme", service: "kept" }, ReadResult)
       expect(kept.values.map((v) => [v.name, v.value[0], v.version])).toEqual([["n", 7, 1]])
