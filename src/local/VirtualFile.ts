@@ -266,24 +266,30 @@ export class VirtualFile {
    */
   applyVersions(values: ReadonlyArray<{ readonly name: string; readonly version: number; readonly value: Uint8Array }>): Effect.Effect<void, CommyError> {
     return lazy(() => {
-      const items: Array<BatchItem> = []
-      for (const { name, value, version } of values) {
-        const entry = this.lookup(name)
-        if (!("slot" in entry)) continue
-        const ref = slotRef(entry)
-        if (this.memory.version(ref) >= version) continue
-        const type = rawType(entry)
-        const problem = type.check(value)
-        if (problem !== undefined) return Effect.fail(valueError(name, type, problem))
-        items.push({ ref, type, value, version })
-      }
-      // Batches are atomic up to MAX_BATCH variables (the journal's size); larger sets go in chunks.
-      for (let i = 0; i < items.length; i += MAX_BATCH) {
-        const done = this.memory.writeBatch(items.slice(i, i + MAX_BATCH))
-        if (done instanceof LockTimeout) return Effect.fail(done)
-      }
-      return Effect.void
+      const failed = this.applyVersionsNow(values)
+      return failed ? Effect.fail(failed) : Effect.void
     })
+  }
+
+  /** `applyVersions`, synchronously, with the error as a value (a mirror applies pushes as they arrive). */
+  applyVersionsNow(values: ReadonlyArray<{ readonly name: string; readonly version: number; readonly value: Uint8Array }>): CommyError | undefined {
+    const items: Array<BatchItem> = []
+    for (const { name, value, version } of values) {
+      const entry = this.lookup(name)
+      if (!("slot" in entry)) continue
+      const ref = slotRef(entry)
+      if (this.memory.version(ref) >= version) continue
+      const type = rawType(entry)
+      const problem = type.check(value)
+      if (problem !== undefined) return valueError(name, type, problem)
+      items.push({ ref, type, value, version })
+    }
+    // Batches are atomic up to MAX_BATCH variables (the journal's size); larger sets go in chunks.
+    for (let i = 0; i < items.length; i += MAX_BATCH) {
+      const done = this.memory.writeBatch(i === 0 && items.length <= MAX_BATCH ? items : items.slice(i, i + MAX_BATCH))
+      if (done instanceof LockTimeout) return done
+    }
+    return undefined
   }
 
   /** Compare-and-set by name. */

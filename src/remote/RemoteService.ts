@@ -8,6 +8,7 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type CommyError, ServiceNotFound, TypeMismatch, ValueTooLarge } from "../CommyError.js"
@@ -135,16 +136,31 @@ export const openRemoteService = (
         }
       })
 
-    // Pushes are applied in arrival order by one fiber.
+    // Pushes are applied in arrival order: a plain change at once, in the transport's callback
+    // (the common case, and the one whose latency users see); anything else, and everything
+    // while earlier pushes still wait, by one fiber.
     const pushes = yield* Queue.unbounded<Push>()
+    let queued = 0
+    const warn = (error: CommyError) => Effect.logWarning(`mirror of ${tenant}/${name}: ${error.message}`)
     yield* Queue.take(pushes).pipe(
-      Effect.flatMap((push) => Effect.catchAll(apply(push), (error) => Effect.logWarning(`mirror of ${tenant}/${name}: ${error.message}`))),
+      Effect.flatMap((push) => Effect.catchAll(apply(push), warn)),
+      Effect.ensuring(Effect.sync(() => queued--)),
       Effect.forever,
       Effect.forkScoped
     )
+    const runtime = yield* Effect.runtime<never>()
+    const onPush = (push: Push) => {
+      if (queued === 0 && push.push === "changed" && !push.layout && !push.removed) {
+        const failed = mirror.applyVersionsNow(push.values)
+        if (failed) Runtime.runFork(runtime)(warn(failed))
+        return
+      }
+      queued++
+      Queue.unsafeOffer(pushes, push)
+    }
     const subscription = yield* transport.subscribe(tenant, name, {
       onSubscribed: (id) => (serviceId = id),
-      onPush: (push) => Queue.unsafeOffer(pushes, push),
+      onPush,
       resumeFrom: () => {
         // After a reconnect the mirror must catch up again before `caughtUp` resolves.
         if (isCaughtUp) {
