@@ -10,6 +10,11 @@ import type * as Scope from "effect/Scope"
 import { type CommyError, PermissionDenied } from "../CommyError.js"
 import {
   Empty,
+  type GrantInfo,
+  GrantListResult,
+  KeyCreateResult,
+  type KeyInfo,
+  KeyListResult,
   LocateResult,
   type ServiceInfo,
   ServiceListResult,
@@ -33,6 +38,24 @@ export interface RemoteClientService {
   readonly listTenants: Effect.Effect<ReadonlyArray<TenantInfo>, CommyError>
   /** Deletes the tenant with its services (subscribers are told), keys and grants. */
   readonly deleteTenant: (tenant: string) => Effect.Effect<void, CommyError>
+  /**
+   * Keys and grants (operators only). `createKey` returns the key string once: the server keeps
+   * only its hash. Revoking takes effect on connections already authenticated with the key.
+   */
+  readonly createKey: (
+    tenant: string,
+    options?: { readonly label?: string; readonly operator?: boolean }
+  ) => Effect.Effect<{ readonly key: KeyInfo; readonly secret: string }, CommyError>
+  readonly listKeys: (tenant: string) => Effect.Effect<ReadonlyArray<KeyInfo>, CommyError>
+  readonly revokeKey: (tenant: string, keyId: string) => Effect.Effect<void, CommyError>
+  /** Replaces the key's rights on `service` ("*" = every service); no rights removes the grant. */
+  readonly grant: (
+    tenant: string,
+    keyId: string,
+    service: string,
+    rights: ReadonlyArray<"read" | "write" | "admin">
+  ) => Effect.Effect<void, CommyError>
+  readonly listGrants: (tenant: string, keyId: string) => Effect.Effect<ReadonlyArray<GrantInfo>, CommyError>
   readonly createService: (
     tenant: string,
     name: string,
@@ -78,6 +101,12 @@ export const makeRemote: Effect.Effect<RemoteClientService, never, WssTransport>
     getTenant: (tenant) => Effect.map(transport.request({ op: "tenant.get", tenant }, TenantResult), (r) => r.tenant),
     listTenants: Effect.suspend(() => Effect.map(transport.request({ op: "tenant.list" }, TenantListResult), (r) => r.tenants)),
     deleteTenant: (tenant) => Effect.asVoid(transport.request({ op: "tenant.delete", tenant }, Empty)),
+    createKey: (tenant, options = {}) => transport.request({ op: "key.create", tenant, ...options }, KeyCreateResult),
+    listKeys: (tenant) => Effect.map(transport.request({ op: "key.list", tenant }, KeyListResult), (r) => r.keys),
+    revokeKey: (tenant, keyId) => Effect.asVoid(transport.request({ op: "key.revoke", tenant, keyId }, Empty)),
+    grant: (tenant, keyId, service, rights) =>
+      Effect.asVoid(transport.request({ op: "grant.set", tenant, keyId, service, rights: [...rights] }, Empty)),
+    listGrants: (tenant, keyId) => Effect.map(transport.request({ op: "grant.list", tenant, keyId }, GrantListResult), (r) => r.grants),
     createService: (tenant, name, options = {}) =>
       Effect.map(transport.request({ op: "service.create", tenant, service: name, ...options }, ServiceResult), (r) => r.service),
     getService: (tenant, name) =>

@@ -35,6 +35,18 @@ export const TenantCreate = request("tenant.create", { tenant: Name })
 export const TenantGet = request("tenant.get", { tenant: Name })
 export const TenantList = request("tenant.list", {})
 export const TenantDelete = request("tenant.delete", { tenant: Name })
+/** Keys and grants: operators only. */
+export const KeyCreate = request("key.create", {
+  tenant: Name,
+  label: Schema.optional(Schema.String),
+  operator: Schema.optional(Schema.Boolean)
+})
+export const KeyList = request("key.list", { tenant: Name })
+export const KeyRevoke = request("key.revoke", { tenant: Name, keyId: Schema.String })
+export const RightName = Schema.Literal("read", "write", "admin")
+/** Replaces the key's rights on `service` ("*" = every service); no rights removes the grant. */
+export const GrantSet = request("grant.set", { tenant: Name, keyId: Schema.String, service: Name, rights: Schema.Array(RightName) })
+export const GrantList = request("grant.list", { tenant: Name, keyId: Schema.String })
 export const ServiceCreate = request("service.create", {
   ...Target,
   persistent: Schema.optional(Schema.Boolean),
@@ -79,6 +91,11 @@ export const Request = Schema.Union(
   TenantGet,
   TenantList,
   TenantDelete,
+  KeyCreate,
+  KeyList,
+  KeyRevoke,
+  GrantSet,
+  GrantList,
   ServiceCreate,
   ServiceGet,
   ServiceList,
@@ -155,6 +172,23 @@ export const HelloResult = Schema.Struct({
 export const AuthResult = Schema.Struct({ tenant: Name, keyId: Schema.String })
 export const TenantResult = Schema.Struct({ tenant: TenantInfo })
 export const TenantListResult = Schema.Struct({ tenants: Schema.Array(TenantInfo) })
+export const KeyInfo = Schema.Struct({
+  /** Public id (the part of the key string before the secret); safe to log. */
+  id: Schema.String,
+  tenant: Name,
+  label: Schema.String,
+  /** Milliseconds since the epoch. */
+  createdAt: Schema.Number,
+  revoked: Schema.Boolean,
+  operator: Schema.Boolean
+})
+export type KeyInfo = typeof KeyInfo.Type
+/** `secret` is the whole key string, shown this once: the server keeps only its hash. */
+export const KeyCreateResult = Schema.Struct({ key: KeyInfo, secret: Schema.String })
+export const KeyListResult = Schema.Struct({ keys: Schema.Array(KeyInfo) })
+export const GrantInfo = Schema.Struct({ service: Name, rights: Schema.Array(RightName) })
+export type GrantInfo = typeof GrantInfo.Type
+export const GrantListResult = Schema.Struct({ grants: Schema.Array(GrantInfo) })
 export const ServiceResult = Schema.Struct({ service: ServiceInfo })
 export const ServiceListResult = Schema.Struct({ services: Schema.Array(ServiceInfo) })
 export const VarListResult = Schema.Struct({ variables: Schema.Array(VariableInfo) })

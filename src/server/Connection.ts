@@ -36,6 +36,7 @@ import {
 } from "../protocol/Messages.js"
 import type { AuthenticatorService, Peer } from "./Authenticator.js"
 import { Subscription } from "./Subscription.js"
+import { makeKeyOps } from "./KeyOps.js"
 import { makeTenantOps } from "./TenantOps.js"
 import type { MetadataStoreService, Principal, Right, ServiceRecord } from "./MetadataStore.js"
 import { broadcast, layoutOf, type OpenService, type ServiceRegistry, wireType } from "./ServiceRegistry.js"
@@ -102,6 +103,7 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
     const runFork = yield* run
     const principals = new Map<string, Principal>()
     const tenants = makeTenantOps(ctx.store, ctx.registry, principals)
+    const keys = makeKeyOps(ctx.store, principals)
     const rightsCache = new Map<string, { rights: ReadonlySet<Right>; at: number }>()
     const subscriptions = new Map<number, Subscription>()
     const self = {}
@@ -278,6 +280,16 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
           return Effect.map(tenants.list, (result) => ({ result }))
         case "tenant.delete":
           return Effect.map(tenants.remove(req.tenant), (result) => ({ result }))
+        case "key.create":
+          return Effect.map(keys.create(req), (result) => ({ result }))
+        case "key.list":
+          return Effect.map(keys.list(req.tenant), (result) => ({ result }))
+        case "key.revoke":
+          return Effect.map(keys.revoke(req.tenant, req.keyId), (result) => ({ result }))
+        case "grant.set":
+          return Effect.map(keys.grant(req), (result) => ({ result }))
+        case "grant.list":
+          return Effect.map(keys.grants(req.tenant, req.keyId), (result) => ({ result }))
         case "service.create":
           return Effect.gen(function*() {
             const principal = yield* principalFor(req.tenant)

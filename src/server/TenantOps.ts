@@ -23,11 +23,11 @@ export interface TenantOps {
 }
 
 /** `principals` is the connection's own map (tenant → principal); `remove` drops the deleted tenant from it. */
-export const makeTenantOps = (
-  store: MetadataStoreService,
-  registry: ServiceRegistry,
-  principals: Map<string, Principal>
-): TenantOps => {
+/**
+ * Whether the connection is an operator now: any key it authenticated with is a valid operator
+ * key (asked of the store each time, so a revocation takes effect at once).
+ */
+export const operatorCheck = (store: MetadataStoreService, principals: Map<string, Principal>) => {
   const isOperator = Effect.suspend(() =>
     Effect.map(
       Effect.forEach([...principals.values()], (p) => store.keyStatus(p)),
@@ -37,6 +37,15 @@ export const makeTenantOps = (
   const requireOperator = (op: string) =>
     Effect.flatMap(isOperator, (operator) =>
       operator ? Effect.void : Effect.fail(new PermissionDenied({ message: `${op} needs an operator key` })))
+  return { isOperator, requireOperator }
+}
+
+export const makeTenantOps = (
+  store: MetadataStoreService,
+  registry: ServiceRegistry,
+  principals: Map<string, Principal>
+): TenantOps => {
+  const { isOperator, requireOperator } = operatorCheck(store, principals)
 
   /** The connection's principal for the tenant, if its key is still valid. */
   const activePrincipal = (tenant: string) =>
