@@ -469,10 +469,15 @@ export const runRemote = async (): Promise<GroupSummary> => {
       run(transport.request({ op: "write", tenant: TENANT, service: "lat", writes: [{ name: "t", value: f64(value) }] }, WriteResult))
 
     // ---- 1. latency ----
-    for (const how of ["transport", "watch"] as const) {
+    const commyPaths = {
+      transport: "Commy write → changed push (transport onPush)",
+      watch: "Commy write → RemoteService.watch event",
+      onchange: "Commy write → RemoteService.onChange callback"
+    } as const
+    for (const [how, name] of Object.entries(commyPaths)) {
       const child = startRemoteChild(["latency-commy", how, server.url, TENANT, "lat"], env)
       children.push(child)
-      latencies.push(await drive(child, how === "transport" ? "Commy write → changed push (transport onPush)" : "Commy write → RemoteService.watch event", writeT))
+      latencies.push(await drive(child, name, writeT))
     }
     {
       const insecure = Boolean(process.env["COMMY_BENCH_INSECURE"])
@@ -584,8 +589,9 @@ export const runRemote = async (): Promise<GroupSummary> => {
   const lines: Array<string> = []
   const commyLat = stats(latencies[0]!)
   const watchLat = stats(latencies[1]!)
-  const floorLat = stats(latencies[2]!)
-  const redisLat = latencies[3] ? stats(latencies[3]) : undefined
+  const onChangeLat = stats(latencies[2]!)
+  const floorLat = stats(latencies[3]!)
+  const redisLat = latencies[4] ? stats(latencies[4]) : undefined
   const commyRtt = rtts[0]!
   const redisRtt = rtts[1]
   const commyFan = fans[0]!
@@ -660,7 +666,10 @@ export const runRemote = async (): Promise<GroupSummary> => {
       (redisLat ? ` = ${ratio(floorLat.p50 / redisLat.p50)} Redis` : "") +
       `; Commy's push p50 = ${ratio(commyLat.p50 / floorLat.p50)} the floor`
   )
-  lines.push(`remote: at RemoteService.watch (mirror applied + diffed) p50 ${fmt(watchLat.p50)} µs, p99 ${fmt(watchLat.p99)} µs, vs the transport push p50 ${fmt(commyLat.p50)} µs`)
+  lines.push(
+    `remote: at RemoteService.watch (mirror applied + diffed) p50 ${fmt(watchLat.p50)} µs, p99 ${fmt(watchLat.p99)} µs; ` +
+      `at RemoteService.onChange p50 ${fmt(onChangeLat.p50)} µs, p99 ${fmt(onChangeLat.p99)} µs; vs the transport push p50 ${fmt(commyLat.p50)} µs`
+  )
   lines.push(
     `remote: fan-out ${fmt(rate(commyFan))} values/s delivered to ${FAN_SUBSCRIBERS} subscribers (target ≥ 200k/s: ${met(rate(commyFan) >= 200_000)}); ` +
       `${fmt(commyFan.writes / commyFan.writeSeconds)} distinct writes/s, delivered ratio ${fmt(perSub(commyFan))}` +

@@ -17,7 +17,7 @@ import { bufferServiceFile } from "../local/ServiceFiles.js"
 import type { Versioned } from "../local/Slots.js"
 import * as VarType from "../local/VarType.js"
 import type { DefineOptions, VariableInfo, VirtualFile } from "../local/VirtualFile.js"
-import { type FileChangeEvent, watch, type WatchOptions } from "../local/Watcher.js"
+import { type FileChangeEvent, onChange, type OnChangeOptions, watch, type WatchOptions } from "../local/Watcher.js"
 import { CasResult, Empty, type Push, ReadResult, type VariableInfo as WireInfo, WriteResult } from "../protocol/Messages.js"
 import * as Messages from "../protocol/Messages.js"
 import type { WssTransportService } from "./WssTransport.js"
@@ -73,6 +73,11 @@ export interface RemoteService {
   readonly compareAndSet: (name: string, expected: number, value: Uint8Array) => Effect.Effect<number, CommyError>
   /** Change events as pushes arrive. */
   readonly watch: (options?: WatchOptions) => Stream.Stream<FileChangeEvent, CommyError>
+  /** The same events as callbacks, straight from the push (lowest latency); until the scope closes. */
+  readonly onChange: (
+    handler: (event: FileChangeEvent) => void,
+    options?: OnChangeOptions
+  ) => Effect.Effect<void, CommyError, Scope.Scope>
   /** Resolves when the mirror has caught up with the server again (after a reconnect too). */
   readonly caughtUp: Effect.Effect<void>
 }
@@ -237,6 +242,8 @@ export const openRemoteService = (
         Effect.map(request({ op: "cas", ...target, name: variableName, expected, value }, CasResult), (r) => r.version),
       watch: (watchOptions) =>
         watch(mirror, { service: `${tenant}/${name}`, ...watchOptions }).pipe(Stream.provideLayer(SimdDiff.layer)),
+      onChange: (handler, changeOptions) =>
+        onChange(mirror, handler, { service: `${tenant}/${name}`, ...changeOptions }).pipe(Effect.provide(SimdDiff.layer)),
       caughtUp: Effect.suspend(() => Deferred.await(caughtUp))
     }
     return service

@@ -5,7 +5,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { SimdDiff } from "../../src/diff/SimdDiff.js"
 import * as Var from "../../src/local/VarType.js"
@@ -46,6 +48,34 @@ describe("commy serve", () => {
       const mirrored = yield* rb.variable("counter", Var.u32)
       expect(yield* mirrored.getVersioned).toEqual({ value: 41, version: 1 })
     }).pipe(Effect.scoped, Effect.provide(SimdDiff.layer)), 60_000)
+
+  it.live("RemoteService.onChange: another client's writes arrive as callbacks naming exactly what changed, until the scope closes", () =>
+    Effect.gen(function*() {
+      const server = yield* serverFor
+      const key = yield* makeKey(server.dataDir, { tenant: "acme", grants: [{ service: "*", rights: ["admin"] }] })
+      const a = yield* client(server, "acme", key)
+      const b = yield* client(server, "acme", key)
+      yield* a.request({ op: "service.create", tenant: "acme", service: "metrics", persistent: true }, ServiceResult)
+      const ra = yield* openRemoteService(a, "acme", "metrics")
+      const x = yield* ra.define("x", Var.u32)
+      const y = yield* ra.define("y", Var.string(16))
+      const rb = yield* openRemoteService(b, "acme", "metrics")
+      const seen: Array<{ names: ReadonlyArray<string>; values: ReadonlyArray<unknown> }> = []
+      const watching = yield* Scope.make()
+      yield* rb.onChange((event) => seen.push({ names: event.variables, values: event.changes.map((c) => c.value) }), { values: true })
+        .pipe(Scope.extend(watching))
+      yield* x.set(7)
+      yield* Effect.eventually(Effect.suspend(() => (seen.length >= 1 ? Effect.void : Effect.fail("waiting"))))
+      yield* y.set("ready")
+      yield* Effect.eventually(Effect.suspend(() => (seen.length >= 2 ? Effect.void : Effect.fail("waiting"))))
+      expect(seen.map((e) => e.names)).toEqual([["x"], ["y"]])
+      expect(Array.from(seen[0]!.values[0] as Uint8Array)).toEqual([7, 0, 0, 0])
+      yield* Scope.close(watching, Exit.void)
+      yield* x.set(8)
+      yield* Effect.eventually(Effect.flatMap((yield* rb.variable("x", Var.u32)).get, (v) => (v === 8 ? Effect.void : Effect.fail("waiting"))))
+      yield* Effect.sleep("20 millis")
+      expect(seen.length).toBe(2)
+    }).pipe(Effect.scoped), 60_000)
 
   it.live("requests before hello/auth and unknown tenants are refused with typed errors", () =>
     Effect.gen(function*() {
