@@ -35,7 +35,8 @@ export interface RemoteVariable<A> {
   readonly compareAndSet: (expected: number, value: A) => Effect.Effect<number, CommyError>
 }
 
-const encode = <A>(type: VarType.VarType<A>, value: A): Uint8Array | CommyError => {
+/** A value as the bytes a write carries, or the CommyError its type reports. */
+export const encode = <A>(type: VarType.VarType<A>, value: A): Uint8Array | CommyError => {
   const problem = type.check(value)
   if (problem !== undefined) {
     return problem.includes("exceed")
