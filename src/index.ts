@@ -7,6 +7,20 @@ export * from "./CommyError.js"
 // client
 export { Client, type ClientService, type LocalOptions, makeLocal, type OpenOptions } from "./client/Client.js"
 export { makeRemote, RemoteClient, type RemoteClientService } from "./client/RemoteClient.js"
+export { type Opener, openShared, type SharedOpenOptions } from "./client/Locality.js"
+export {
+  fromRemoteService,
+  fromVirtualFile,
+  type Locality,
+  type LocalSharedService,
+  type RemoteSharedService,
+  type SharedBatchWrite,
+  type SharedOnChangeOptions,
+  type SharedService,
+  type SharedServiceApi,
+  type SharedVariable,
+  type SharedWatchOptions
+} from "./client/SharedService.js"
 
 // remote
 export { openRemoteService, type RemoteService, type RemoteServiceOptions, type RemoteVariable } from "./remote/RemoteService.js"

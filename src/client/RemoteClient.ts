@@ -29,6 +29,8 @@ import { hostIdentity } from "../server/HostIdentity.js"
 import { openServiceFile } from "../local/ServiceFiles.js"
 import type { VirtualFile } from "../local/VirtualFile.js"
 import { NativeAddon } from "../native/NativeAddon.js"
+import { openShared, type SharedOpenOptions } from "./Locality.js"
+import type { SharedService } from "./SharedService.js"
 import * as path from "node:path"
 
 export interface RemoteClientService {
@@ -82,11 +84,20 @@ export interface RemoteClientService {
     name: string,
     options?: { readonly writable?: boolean }
   ) => Effect.Effect<VirtualFile, CommyError, Scope.Scope>
-  /** Where the service's file is, and whether it is on this machine (mappable directly). */
-  readonly locate: (tenant: string, name: string) => Effect.Effect<
+  /**
+   * Where the service's file is, and whether it is on this machine (mappable directly). Needs
+   * the `read` right, or `write` with `{ writable: true }`.
+   */
+  readonly locate: (tenant: string, name: string, options?: { readonly writable?: boolean }) => Effect.Effect<
     { readonly host: string; readonly path: string; readonly size: number; readonly sameHost: boolean },
     CommyError
   >
+  /**
+   * The one entry point for a service wherever it lives: mapped when the server runs on this
+   * machine and this OS user can open its file, else subscribed over WSS. Same handle API either
+   * way (`locality` says which); grants apply to both. Open until the scope closes.
+   */
+  readonly open: (tenant: string, name: string, options?: SharedOpenOptions) => Effect.Effect<SharedService, CommyError, Scope.Scope>
 }
 
 export const makeRemote: Effect.Effect<RemoteClientService, never, WssTransport> = Effect.gen(function*() {
@@ -96,7 +107,7 @@ export const makeRemote: Effect.Effect<RemoteClientService, never, WssTransport>
       transport.request({ op: "locate", tenant, service: name, writable }, LocateResult),
       (r) => ({ ...r, sameHost: r.host === hostIdentity() })
     )
-  return {
+  const service: Omit<RemoteClientService, "open"> = {
     createTenant: (tenant) => Effect.map(transport.request({ op: "tenant.create", tenant }, TenantResult), (r) => r.tenant),
     getTenant: (tenant) => Effect.map(transport.request({ op: "tenant.get", tenant }, TenantResult), (r) => r.tenant),
     listTenants: Effect.suspend(() => Effect.map(transport.request({ op: "tenant.list" }, TenantListResult), (r) => r.tenants)),
@@ -126,8 +137,9 @@ export const makeRemote: Effect.Effect<RemoteClientService, never, WssTransport>
         const id = /service_([0-9a-f]{32})\.mem$/.exec(where.path)?.[1] ?? ""
         return yield* openServiceFile(path.dirname(where.path), id, { writable }).pipe(Effect.provide(NativeAddon.layer))
       }),
-    locate: (tenant, name) => locate(tenant, name)
+    locate: (tenant, name, options = {}) => locate(tenant, name, options.writable ?? false)
   }
+  return { ...service, open: (tenant, name, options) => openShared(service, tenant, name, options) }
 })
 
 export class RemoteClient extends Context.Tag("commy/RemoteClient")<RemoteClient, RemoteClientService>() {

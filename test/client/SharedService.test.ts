@@ -1,0 +1,169 @@
+/**
+ * RemoteClient.open and the SharedService contract, against a real `commy serve` on loopback:
+ * the same program, run once on a mapping of the server's file and once over WSS, must see the
+ * same results. Then the two localities together, and a process that cannot map falling back.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { type CommyError, type Locality, RemoteClient, type SharedService, Var } from "../../src/index.js"
+import { runChild } from "../support/child.js"
+import { makeKey, startTestServer, stopTestServer, type TestServer } from "../support/server.js"
+import { tempDir } from "../support/tempDir.js"
+
+const serverIn = (dir: string) =>
+  Effect.acquireRelease(Effect.promise(() => startTestServer(dir)), (s) => Effect.promise(() => stopTestServer(s)))
+
+/** A RemoteClient on its own connection, closed with the scope. */
+const clientFor = (server: TestServer, key: string) =>
+  Effect.map(
+    Layer.build(RemoteClient.layer({ url: server.url, ca: server.ca, credentials: [{ tenant: "acme", key }] })),
+    (context) => Context.get(context, RemoteClient)
+  )
+
+/** A server with tenant acme, an admin connection, and an empty service acme/plant. */
+const setup = Effect.gen(function*() {
+  const dir = yield* tempDir
+  const server = yield* serverIn(dir)
+  const adminKey = yield* makeKey(dir, { tenant: "acme", grants: [{ service: "*", rights: ["admin"] }] })
+  const admin = yield* clientFor(server, adminKey)
+  yield* admin.createService("acme", "plant")
+  return { dir, server, admin }
+})
+
+const code = <A, R>(effect: Effect.Effect<A, CommyError, R>) => Effect.map(Effect.flip(effect), (e) => e.code)
+
+/** Polls `check` every 10 ms for up to 5 s (pushes and wake-ups arrive asynchronously). */
+const waitFor = (check: () => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 500 && !check(); i++) yield* Effect.sleep("10 millis")
+    expect(check()).toBe(true)
+  })
+
+describe.each<Locality>(["local", "remote"])("SharedService contract (%s)", (prefer) => {
+  it.live("define, set, get, compareAndSet, list, read, remove, an atomic batch; watch and onChange name exactly the changed variables", () =>
+    Effect.gen(function*() {
+      const { admin } = yield* setup
+      const plant: SharedService = yield* admin.open("acme", "plant", { prefer })
+      expect(plant.locality).toBe(prefer)
+      expect(plant.writable).toBe(true)
+
+      const temp = yield* plant.define("temp", Var.f64)
+      const status = yield* plant.define("status", Var.string(16))
+      const count = yield* plant.define("count", Var.u32)
+
+      // A write is visible to this handle as soon as it resolves, with the version it returned.
+      const v1 = yield* temp.set(21.5)
+      expect(temp.unsafeGet()).toBe(21.5)
+      expect(yield* temp.getVersioned).toEqual({ value: 21.5, version: v1 })
+
+      const c1 = yield* count.set(1)
+      const c2 = yield* count.compareAndSet(c1, 2)
+      expect(c2).toBeGreaterThan(c1)
+      const conflict = yield* Effect.flip(count.compareAndSet(c1, 3))
+      expect(conflict).toMatchObject({ _tag: "VersionConflict", code: "VERSION_CONFLICT", current: c2 })
+      expect(yield* count.get).toBe(2)
+
+      expect((yield* plant.list).map((v) => v.name).sort()).toEqual(["count", "status", "temp"])
+      expect((yield* plant.read("count")).version).toBe(c2)
+      const reopened = yield* plant.variable("count", Var.u32)
+      expect(reopened.unsafeGet()).toBe(2)
+      expect(yield* code(plant.variable("count", Var.f64))).toBe("TYPE_MISMATCH")
+
+      const events = yield* plant.watch({ values: true }).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* Effect.sleep("50 millis")
+      const versions = yield* plant.writeBatch([{ variable: temp, value: 22 }, { variable: status, value: "hot" }])
+      const [event] = Chunk.toArray(yield* Fiber.join(events))
+      expect(event!.service).toBe("acme/plant")
+      expect(event!.variables).toEqual(["temp", "status"])
+      expect(event!.changes.map((c) => c.version)).toEqual(versions)
+      expect([temp.unsafeGet(), status.unsafeGet()]).toEqual([22, "hot"])
+
+      const seen: Array<ReadonlyArray<string>> = []
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* plant.onChange((e) => seen.push(e.variables))
+        yield* Effect.sleep("50 millis")
+        yield* count.set(5)
+        yield* waitFor(() => seen.length > 0)
+      }))
+      expect(seen).toEqual([["count"]])
+
+      yield* plant.remove("status")
+      expect(yield* code(plant.read("status"))).toBe("VARIABLE_NOT_FOUND")
+      expect((yield* plant.list).map((v) => v.name).sort()).toEqual(["count", "temp"])
+    }).pipe(Effect.scoped))
+
+  it.live("a read-only grant gives a read-only handle: every write fails with PERMISSION_DENIED", () =>
+    Effect.gen(function*() {
+      const { admin, dir, server } = yield* setup
+      yield* (yield* (yield* admin.open("acme", "plant")).define("x", Var.u32)).set(7)
+      const readKey = yield* makeKey(dir, { tenant: "acme", grants: [{ service: "*", rights: ["read"] }] })
+      const reader = yield* clientFor(server, readKey)
+
+      const plant = yield* reader.open("acme", "plant", { prefer })
+      expect(plant.locality).toBe(prefer)
+      expect(plant.writable).toBe(false)
+      const x = yield* plant.variable("x", Var.u32)
+      expect(yield* x.get).toBe(7)
+      const { version } = yield* x.getVersioned
+      for (
+        const write of [
+          x.set(1),
+          x.compareAndSet(version, 1),
+          plant.writeBatch([{ variable: x, value: 1 }]),
+          plant.write("x", new Uint8Array(4)),
+          plant.define("y", Var.u8),
+          plant.remove("x")
+        ]
+      ) expect(yield* code(write)).toBe("PERMISSION_DENIED")
+      expect(yield* x.get).toBe(7)
+
+      // Asking for a writable handle with a read-only key fails at open.
+      expect(yield* code(reader.open("acme", "plant", { prefer, writable: true }))).toBe("PERMISSION_DENIED")
+    }).pipe(Effect.scoped))
+})
+
+describe("RemoteClient.open across localities", () => {
+  it.live("on the server's host it maps; a mapping's writes reach a remote handle on another connection, and back", () =>
+    Effect.gen(function*() {
+      const { admin, dir, server } = yield* setup
+      const local = yield* admin.open("acme", "plant")
+      expect(local.locality).toBe("local")
+      const gauge = yield* local.define("gauge", Var.f64)
+
+      const other = yield* clientFor(server, yield* makeKey(dir, { tenant: "acme", grants: [{ service: "plant", rights: ["read", "write"] }] }))
+      const remote = yield* other.open("acme", "plant", { prefer: "remote" })
+      expect(remote.locality).toBe("remote")
+      const remoteGauge = yield* remote.variable("gauge", Var.f64)
+
+      const toRemote = yield* remote.watch().pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* Effect.sleep("50 millis")
+      yield* gauge.set(3.25) // a store into the mapping: no network on this side
+      expect(Chunk.toArray(yield* Fiber.join(toRemote)).map((e) => e.variables)).toEqual([["gauge"]])
+      expect(remoteGauge.unsafeGet()).toBe(3.25)
+
+      const toLocal = yield* local.watch().pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* Effect.sleep("50 millis")
+      yield* remoteGauge.set(4.5) // through the server, into the mapped file
+      expect(Chunk.toArray(yield* Fiber.join(toLocal)).map((e) => e.variables)).toEqual([["gauge"]])
+      expect(gauge.unsafeGet()).toBe(4.5)
+    }).pipe(Effect.scoped))
+
+  it.live("a process on the same host that cannot map (no addon) gets the service over WSS", () =>
+    Effect.gen(function*() {
+      const { admin, dir, server } = yield* setup
+      const local = yield* admin.open("acme", "plant")
+      const x = yield* local.define("x", Var.u32)
+      const key = yield* makeKey(dir, { tenant: "acme", grants: [{ service: "plant", rights: ["read", "write"] }] })
+      const child = yield* Effect.promise(() =>
+        runChild("sharedChild.ts", [server.url, "acme", key, "plant", "42"], { env: { COMMY_NATIVE: "off", COMMY_TEST_CA: server.ca } })
+      )
+      expect(child.stderr).toBe("")
+      expect(JSON.parse(child.stdout)).toEqual({ locality: "remote", value: 42 })
+      yield* waitFor(() => x.unsafeGet() === 42)
+    }).pipe(Effect.scoped))
+})
