@@ -20,8 +20,11 @@ export const addonPath = path.join(packageRoot, "build", "Release", "commy.node"
  */
 const external = ["better-sqlite3"]
 
-/** Bundles `entry` to a new file in node_modules/.cache/`cacheDir`; returns its path. */
-export const bundleEntry = (entry: string, cacheDir: string): string => {
+/**
+ * Bundles `entry` to a new file in node_modules/.cache/`cacheDir`; returns its path. `alias`
+ * maps import names to files (examples import "commy": the source, not a possibly stale dist/).
+ */
+export const bundleEntry = (entry: string, cacheDir: string, alias: Record<string, string> = {}): string => {
   const dir = path.join(packageRoot, "node_modules", ".cache", cacheDir)
   fs.mkdirSync(dir, { recursive: true })
   const out = path.join(dir, `${path.basename(entry, ".ts")}-${crypto.randomBytes(4).toString("hex")}.mjs`)
@@ -33,6 +36,7 @@ export const bundleEntry = (entry: string, cacheDir: string): string => {
     format: "esm",
     target: "node20",
     external,
+    alias,
     // CommonJS dependencies (ws, ...) require Node builtins: give the ESM bundle a `require`.
     banner: { js: "import { createRequire as __commyRequire } from \"node:module\"; const require = __commyRequire(import.meta.url);" },
     logLevel: "error"
