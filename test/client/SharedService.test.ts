@@ -44,99 +44,102 @@ const waitFor = (check: () => boolean) =>
     expect(check()).toBe(true)
   })
 
-describe.each<Locality>(["local", "remote"])("SharedService contract (%s)", (prefer) => {
-  it.live("define, set, get, compareAndSet, list, read, remove, an atomic batch; watch and onChange name exactly the changed variables", () =>
-    Effect.gen(function*() {
-      const { admin } = yield* setup
-      const plant: SharedService = yield* admin.open("acme", "plant", { prefer })
-      expect(plant.locality).toBe(prefer)
-      expect(plant.writable).toBe(true)
+/** define, set, get, compareAndSet, list, read, remove, an atomic batch, watch and onChange. */
+const readWrite = (plant: SharedService) =>
+  Effect.gen(function*() {
+    expect(plant.writable).toBe(true)
+    const temp = yield* plant.define("temp", Var.f64)
+    const status = yield* plant.define("status", Var.string(16))
+    const count = yield* plant.define("count", Var.u32)
 
-      const temp = yield* plant.define("temp", Var.f64)
-      const status = yield* plant.define("status", Var.string(16))
-      const count = yield* plant.define("count", Var.u32)
+    // A write is visible to this handle as soon as it resolves, with the version it returned.
+    const v1 = yield* temp.set(21.5)
+    expect(temp.unsafeGet()).toBe(21.5)
+    expect(yield* temp.getVersioned).toEqual({ value: 21.5, version: v1 })
 
-      // A write is visible to this handle as soon as it resolves, with the version it returned.
-      const v1 = yield* temp.set(21.5)
-      expect(temp.unsafeGet()).toBe(21.5)
-      expect(yield* temp.getVersioned).toEqual({ value: 21.5, version: v1 })
+    const c1 = yield* count.set(1)
+    const c2 = yield* count.compareAndSet(c1, 2)
+    expect(c2).toBeGreaterThan(c1)
+    const conflict = yield* Effect.flip(count.compareAndSet(c1, 3))
+    expect(conflict).toMatchObject({ _tag: "VersionConflict", code: "VERSION_CONFLICT", current: c2 })
+    expect(yield* count.get).toBe(2)
 
-      const c1 = yield* count.set(1)
-      const c2 = yield* count.compareAndSet(c1, 2)
-      expect(c2).toBeGreaterThan(c1)
-      const conflict = yield* Effect.flip(count.compareAndSet(c1, 3))
-      expect(conflict).toMatchObject({ _tag: "VersionConflict", code: "VERSION_CONFLICT", current: c2 })
-      expect(yield* count.get).toBe(2)
+    expect((yield* plant.list).map((v) => v.name).sort()).toEqual(["count", "status", "temp"])
+    expect((yield* plant.read("count")).version).toBe(c2)
+    expect((yield* plant.variable("count", Var.u32)).unsafeGet()).toBe(2)
+    expect(yield* code(plant.variable("count", Var.f64))).toBe("TYPE_MISMATCH")
 
-      expect((yield* plant.list).map((v) => v.name).sort()).toEqual(["count", "status", "temp"])
-      expect((yield* plant.read("count")).version).toBe(c2)
-      const reopened = yield* plant.variable("count", Var.u32)
-      expect(reopened.unsafeGet()).toBe(2)
-      expect(yield* code(plant.variable("count", Var.f64))).toBe("TYPE_MISMATCH")
+    const events = yield* plant.watch({ values: true }).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+    yield* Effect.sleep("50 millis")
+    const versions = yield* plant.writeBatch([{ variable: temp, value: 22 }, { variable: status, value: "hot" }])
+    const [event] = Chunk.toArray(yield* Fiber.join(events))
+    expect(event!.service).toBe("acme/plant")
+    expect(event!.variables).toEqual(["temp", "status"])
+    expect(event!.changes.map((c) => c.version)).toEqual(versions)
+    expect([temp.unsafeGet(), status.unsafeGet()]).toEqual([22, "hot"])
 
-      const events = yield* plant.watch({ values: true }).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+    const seen: Array<ReadonlyArray<string>> = []
+    yield* Effect.scoped(Effect.gen(function*() {
+      yield* plant.onChange((e) => seen.push(e.variables))
       yield* Effect.sleep("50 millis")
-      const versions = yield* plant.writeBatch([{ variable: temp, value: 22 }, { variable: status, value: "hot" }])
-      const [event] = Chunk.toArray(yield* Fiber.join(events))
-      expect(event!.service).toBe("acme/plant")
-      expect(event!.variables).toEqual(["temp", "status"])
-      expect(event!.changes.map((c) => c.version)).toEqual(versions)
-      expect([temp.unsafeGet(), status.unsafeGet()]).toEqual([22, "hot"])
+      yield* count.set(5)
+      yield* waitFor(() => seen.length > 0)
+    }))
+    expect(seen).toEqual([["count"]])
 
-      const seen: Array<ReadonlyArray<string>> = []
-      yield* Effect.scoped(Effect.gen(function*() {
-        yield* plant.onChange((e) => seen.push(e.variables))
-        yield* Effect.sleep("50 millis")
-        yield* count.set(5)
-        yield* waitFor(() => seen.length > 0)
-      }))
-      expect(seen).toEqual([["count"]])
+    yield* plant.remove("status")
+    expect(yield* code(plant.read("status"))).toBe("VARIABLE_NOT_FOUND")
+    expect((yield* plant.list).map((v) => v.name).sort()).toEqual(["count", "temp"])
+  })
 
-      yield* plant.remove("status")
-      expect(yield* code(plant.read("status"))).toBe("VARIABLE_NOT_FOUND")
-      expect((yield* plant.list).map((v) => v.name).sort()).toEqual(["count", "temp"])
-    }).pipe(Effect.scoped))
+/** A read-only handle: reads work, every write fails with PERMISSION_DENIED. */
+const readOnly = (plant: SharedService) =>
+  Effect.gen(function*() {
+    expect(plant.writable).toBe(false)
+    const count = yield* plant.variable("count", Var.u32)
+    const before = yield* count.getVersioned
+    expect(before.value).toBe(5)
+    for (
+      const write of [
+        count.set(1),
+        count.compareAndSet(before.version, 1),
+        plant.writeBatch([{ variable: count, value: 1 }]),
+        plant.write("count", new Uint8Array(4)),
+        plant.define("y", Var.u8),
+        plant.remove("count")
+      ]
+    ) expect(yield* code(write)).toBe("PERMISSION_DENIED")
+    expect(yield* count.getVersioned).toEqual(before)
+  })
 
-  it.live("a read-only grant gives a read-only handle: every write fails with PERMISSION_DENIED", () =>
+// One server per test (they take a while to start on a busy machine): each test covers a path.
+describe.each<Locality>(["local", "remote"])("SharedService contract (%s)", (prefer) => {
+  it.live("reads, writes, conflicts, batches and change events; a read-only grant gives a handle whose writes fail with PERMISSION_DENIED", () =>
     Effect.gen(function*() {
       const { admin, dir, server } = yield* setup
-      yield* (yield* (yield* admin.open("acme", "plant")).define("x", Var.u32)).set(7)
-      const readKey = yield* makeKey(dir, { tenant: "acme", grants: [{ service: "*", rights: ["read"] }] })
-      const reader = yield* clientFor(server, readKey)
-
-      const plant = yield* reader.open("acme", "plant", { prefer })
+      const plant = yield* admin.open("acme", "plant", { prefer })
       expect(plant.locality).toBe(prefer)
-      expect(plant.writable).toBe(false)
-      const x = yield* plant.variable("x", Var.u32)
-      expect(yield* x.get).toBe(7)
-      const { version } = yield* x.getVersioned
-      for (
-        const write of [
-          x.set(1),
-          x.compareAndSet(version, 1),
-          plant.writeBatch([{ variable: x, value: 1 }]),
-          plant.write("x", new Uint8Array(4)),
-          plant.define("y", Var.u8),
-          plant.remove("x")
-        ]
-      ) expect(yield* code(write)).toBe("PERMISSION_DENIED")
-      expect(yield* x.get).toBe(7)
+      yield* readWrite(plant)
 
-      // Asking for a writable handle with a read-only key fails at open.
+      const reader = yield* clientFor(server, yield* makeKey(dir, { tenant: "acme", grants: [{ service: "*", rights: ["read"] }] }))
+      const readable = yield* reader.open("acme", "plant", { prefer })
+      expect(readable.locality).toBe(prefer)
+      yield* readOnly(readable)
+      // Asking for a writable handle with that key fails at open.
       expect(yield* code(reader.open("acme", "plant", { prefer, writable: true }))).toBe("PERMISSION_DENIED")
     }).pipe(Effect.scoped))
 })
 
 describe("RemoteClient.open across localities", () => {
-  it.live("on the server's host it maps; a mapping's writes reach a remote handle on another connection, and back", () =>
+  it.live("maps on the server's host; a mapping's writes reach a remote handle on another connection and back; a process that cannot map gets WSS", () =>
     Effect.gen(function*() {
       const { admin, dir, server } = yield* setup
       const local = yield* admin.open("acme", "plant")
       expect(local.locality).toBe("local")
       const gauge = yield* local.define("gauge", Var.f64)
 
-      const other = yield* clientFor(server, yield* makeKey(dir, { tenant: "acme", grants: [{ service: "plant", rights: ["read", "write"] }] }))
-      const remote = yield* other.open("acme", "plant", { prefer: "remote" })
+      const writeKey = yield* makeKey(dir, { tenant: "acme", grants: [{ service: "plant", rights: ["read", "write"] }] })
+      const remote = yield* (yield* clientFor(server, writeKey)).open("acme", "plant", { prefer: "remote" })
       expect(remote.locality).toBe("remote")
       const remoteGauge = yield* remote.variable("gauge", Var.f64)
 
@@ -151,16 +154,11 @@ describe("RemoteClient.open across localities", () => {
       yield* remoteGauge.set(4.5) // through the server, into the mapped file
       expect(Chunk.toArray(yield* Fiber.join(toLocal)).map((e) => e.variables)).toEqual([["gauge"]])
       expect(gauge.unsafeGet()).toBe(4.5)
-    }).pipe(Effect.scoped))
 
-  it.live("a process on the same host that cannot map (no addon) gets the service over WSS", () =>
-    Effect.gen(function*() {
-      const { admin, dir, server } = yield* setup
-      const local = yield* admin.open("acme", "plant")
+      // Another process on this host without the addon: the same call falls back to WSS.
       const x = yield* local.define("x", Var.u32)
-      const key = yield* makeKey(dir, { tenant: "acme", grants: [{ service: "plant", rights: ["read", "write"] }] })
       const child = yield* Effect.promise(() =>
-        runChild("sharedChild.ts", [server.url, "acme", key, "plant", "42"], { env: { COMMY_NATIVE: "off", COMMY_TEST_CA: server.ca } })
+        runChild("sharedChild.ts", [server.url, "acme", writeKey, "plant", "42"], { env: { COMMY_NATIVE: "off", COMMY_TEST_CA: server.ca } })
       )
       expect(child.stderr).toBe("")
       expect(JSON.parse(child.stdout)).toEqual({ locality: "remote", value: 42 })
