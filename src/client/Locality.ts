@@ -6,7 +6,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import type * as Scope from "effect/Scope"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import type { CommyError } from "../CommyError.js"
 import type { RemoteServiceOptions } from "../remote/RemoteService.js"
 import type { RemoteClientService } from "./RemoteClient.js"
@@ -46,8 +48,11 @@ export const openShared = (
       )
       : Effect.map(client.locate(tenant, name, { writable: asked }), (where) => ({ where, writable: asked })))
     if (prefer === "local" && where.sameHost) {
-      const mapped = yield* Effect.either(client.openLocal(tenant, name, { writable }))
+      // In a child scope, so a mapping that fails half-way is released now, not when the caller's scope closes.
+      const attempt = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+      const mapped = yield* Effect.either(Scope.extend(client.openLocal(tenant, name, { writable }), attempt))
       if (Either.isRight(mapped)) return fromVirtualFile(mapped.right, tenant, name)
+      yield* Scope.close(attempt, Exit.void)
       // Same machine but not mappable (another OS user's 0600 file, no addon, another mount
       // namespace): WSS still works, so it is a fallback, not a failure.
       yield* Effect.logDebug(`${tenant}/${name}: cannot map ${where.path} (${mapped.left.code}); using WSS`)

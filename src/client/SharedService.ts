@@ -121,17 +121,19 @@ export const fromVirtualFile = (file: VirtualFile, tenant: string, name: string)
 export const fromRemoteService = (remote: RemoteService, options: { readonly writable: boolean }): RemoteSharedService => {
   const { mirror, name, tenant } = remote
   const { writable } = options
-  const denied = (what: string) =>
-    Effect.fail(new PermissionDenied({ message: `cannot ${what}: ${label(tenant, name)} is open read-only` }))
+  const refusal = (what: string) => new PermissionDenied({ message: `cannot ${what}: ${label(tenant, name)} is open read-only` })
+  // As a read-only mapping answers: a missing variable is reported as such, any write is refused.
+  const denied = (names: ReadonlyArray<string>, what: string) =>
+    Effect.zipRight(Effect.forEach(names, (n) => remote.read(n), { discard: true }), Effect.fail(refusal(what)))
   type Named = { readonly name: string; readonly value: Uint8Array }
   // The server has the write; a failure to mirror it early only means waiting for its push.
   const mirrored = (writes: ReadonlyArray<Named>, versions: ReadonlyArray<number>) =>
     Effect.as(Effect.ignore(mirror.applyVersions(writes.map((w, i) => ({ ...w, version: versions[i]! })))), versions)
   const writeNamed = (writes: ReadonlyArray<Named>): Effect.Effect<ReadonlyArray<number>, CommyError> =>
-    !writable
-      ? denied(`write ${writes.map((w) => w.name).join(", ")}`)
-      : writes.length === 0
+    writes.length === 0
       ? Effect.succeed([])
+      : !writable
+      ? denied(writes.map((w) => w.name), `write ${writes.map((w) => w.name).join(", ")}`)
       : Effect.flatMap(remote.writeBatch(writes), (versions) => mirrored(writes, versions))
   const encoded = <A>(variable: { readonly name: string; readonly type: VarType<A> }, value: A) =>
     Effect.suspend(() => {
@@ -149,7 +151,7 @@ export const fromRemoteService = (remote: RemoteService, options: { readonly wri
       getVersioned: variable.getVersioned,
       set: (value) => Effect.flatMap(encoded(variable, value), (write) => Effect.map(writeNamed([write]), (v) => v[0]!)),
       compareAndSet: (expected, value) =>
-        !writable ? denied(`write ${variable.name}`) : Effect.flatMap(encoded(variable, value), (write) =>
+        !writable ? denied([], `write ${variable.name}`) : Effect.flatMap(encoded(variable, value), (write) =>
           Effect.flatMap(
             remote.compareAndSet(write.name, expected, write.value),
             (version) => Effect.map(mirrored([write], [version]), (v) => v[0]!)
@@ -164,14 +166,19 @@ export const fromRemoteService = (remote: RemoteService, options: { readonly wri
     name,
     writable,
     remote,
+    // Read-only, an existing variable is opened (as a read-only mapping does); a new one is refused.
     define: (variableName, type, defineOptions) =>
-      writable ? Effect.map(remote.define(variableName, type, defineOptions), shared) : denied(`define ${variableName}`),
+      writable
+        ? Effect.map(remote.define(variableName, type, defineOptions), shared)
+        : Effect.map(remote.variable(variableName, type), shared).pipe(
+          Effect.catchTag("VariableNotFound", () => Effect.fail(refusal(`define ${variableName}`)))
+        ),
     variable: (variableName, type) => Effect.map(remote.variable(variableName, type), shared),
     // Gone from the mirror at once too, rather than when the layout push arrives.
     remove: (variableName) =>
       writable
         ? Effect.zipLeft(remote.remove(variableName), Effect.ignore(mirror.remove(variableName)))
-        : denied(`remove ${variableName}`),
+        : denied([variableName], `remove ${variableName}`),
     list: remote.list,
     read: (variableName) => remote.read(variableName),
     write: (variableName, value) => Effect.map(writeNamed([{ name: variableName, value }]), (v) => v[0]!),

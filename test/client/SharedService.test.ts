@@ -110,6 +110,9 @@ const readOnly = (plant: SharedService) =>
       ]
     ) expect(yield* code(write)).toBe("PERMISSION_DENIED")
     expect(yield* count.getVersioned).toEqual(before)
+    // As on a read-only mapping: an existing variable can still be "defined" (opened), a missing one is reported.
+    expect(yield* (yield* plant.define("count", Var.u32)).get).toBe(5)
+    expect(yield* code(plant.remove("missing"))).toBe("VARIABLE_NOT_FOUND")
   })
 
 // One server per test (they take a while to start on a busy machine): each test covers a path.
