@@ -158,13 +158,21 @@ describe("RemoteClient.open across localities", () => {
       expect(Chunk.toArray(yield* Fiber.join(toLocal)).map((e) => e.variables)).toEqual([["gauge"]])
       expect(gauge.unsafeGet()).toBe(4.5)
 
-      // Another process on this host without the addon: the same call falls back to WSS.
+      // Another process on this host that cannot map: the same call falls back to WSS.
       const x = yield* local.define("x", Var.u32)
-      const child = yield* Effect.promise(() =>
-        runChild("sharedChild.ts", [server.url, "acme", writeKey, "plant", "42"], { env: { COMMY_NATIVE: "off", COMMY_TEST_CA: server.ca } })
-      )
-      expect(child.stderr).toBe("")
-      expect(JSON.parse(child.stdout)).toEqual({ locality: "remote", value: 42 })
-      yield* waitFor(() => x.unsafeGet() === 42)
+      const openAs = (value: number, why: string, options: Parameters<typeof runChild>[2]) =>
+        Effect.gen(function*() {
+          const child = yield* Effect.promise(() => runChild("sharedChild.ts", [server.url, "acme", writeKey, "plant", String(value)], options))
+          expect(child.stderr).toBe("")
+          const result = JSON.parse(child.stdout) as { locality: string; value: number; log: Array<string> }
+          expect(result).toMatchObject({ locality: "remote", value })
+          expect(result.log.join("\n")).toMatch(new RegExp(`acme/plant: cannot map .* \\(${why}\\); using WSS`))
+          yield* waitFor(() => x.unsafeGet() === value)
+        })
+      yield* openAs(42, "NATIVE_UNAVAILABLE", { env: { COMMY_NATIVE: "off", COMMY_TEST_CA: server.ca } })
+      // Another OS user: the server's files are 0600 in a 0700 directory (only root can try this).
+      if (process.getuid?.() === 0) {
+        yield* openAs(43, "FILE_ERROR", { env: { COMMY_TEST_CA: server.ca }, user: { uid: 65534, gid: 65534 } })
+      }
     }).pipe(Effect.scoped))
 })

@@ -51,12 +51,18 @@ export interface ChildResult {
 export const runChild = (
   script: string,
   args: ReadonlyArray<string>,
-  options: { readonly env?: NodeJS.ProcessEnv; readonly timeoutMs?: number } = {}
+  options: {
+    readonly env?: NodeJS.ProcessEnv
+    readonly timeoutMs?: number
+    /** Run as another OS user (needs root). */
+    readonly user?: { readonly uid: number; readonly gid: number }
+  } = {}
 ): Promise<ChildResult> =>
   new Promise((resolve, reject) => {
     const child = track(spawn(process.execPath, [bundled(script), ...args], {
       env: childEnv(options.env),
-      stdio: ["ignore", "pipe", "pipe"]
+      stdio: ["ignore", "pipe", "pipe"],
+      ...options.user
     }))
     let stdout = ""
     let stderr = ""
