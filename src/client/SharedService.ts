@@ -194,8 +194,6 @@ export const fromRemoteService = (remote: RemoteService, options: { readonly wri
         return Effect.flatMap(Effect.all(named), writeNamed)
       }),
     watch: (watchOptions) => remote.watch(watchOptions),
-    // The mirror is a VirtualFile kept current by pushes: the Watcher's callbacks work on it as on a mapping.
-    onChange: (handler, changeOptions) =>
-      onChange(mirror, handler, { service: label(tenant, name), ...changeOptions }).pipe(Effect.provide(SimdDiff.layer))
+    onChange: (handler, changeOptions) => remote.onChange(handler, changeOptions)
   }
 }
