@@ -39,14 +39,14 @@ export const openShared = (
 ): Effect.Effect<SharedService, CommyError, Scope.Scope> =>
   Effect.gen(function*() {
     const { prefer = "local", writable: asked, ...mirror } = options
-    // `locate` checks the right a handle needs; with no preference, a key that may only read
-    // gets a read-only handle rather than an error.
-    const { where, writable } = yield* (asked === undefined
-      ? Effect.map(client.locate(tenant, name, { writable: true }), (where) => ({ where, writable: true })).pipe(
-        Effect.catchTag("PermissionDenied", () =>
-          Effect.map(client.locate(tenant, name), (where) => ({ where, writable: false })))
-      )
-      : Effect.map(client.locate(tenant, name, { writable: asked }), (where) => ({ where, writable: asked })))
+    // `locate` checks rights. Every handle reads (a mapping cannot hide anything), so `read` is
+    // needed on both paths; `write` decides writability: with no preference, a key that may
+    // only read gets a read-only handle rather than an error.
+    const where = yield* client.locate(tenant, name)
+    const writeRight = Effect.as(client.locate(tenant, name, { writable: true }), true)
+    const writable = asked === undefined
+      ? yield* Effect.catchTag(writeRight, "PermissionDenied", () => Effect.succeed(false))
+      : asked && (yield* writeRight)
     if (prefer === "local" && where.sameHost) {
       // In a child scope, so a mapping that fails half-way is released now, not when the caller's scope closes.
       const attempt = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)

@@ -130,6 +130,9 @@ describe.each<Locality>(["local", "remote"])("SharedService contract (%s)", (pre
       yield* readOnly(readable)
       // Asking for a writable handle with that key fails at open.
       expect(yield* code(reader.open("acme", "plant", { prefer, writable: true }))).toBe("PERMISSION_DENIED")
+      // A key that may write but not read gets nothing: a mapping would show it every value.
+      const writer = yield* clientFor(server, yield* makeKey(dir, { tenant: "acme", grants: [{ service: "*", rights: ["write"] }] }))
+      expect(yield* code(writer.open("acme", "plant", { prefer }))).toBe("PERMISSION_DENIED")
     }).pipe(Effect.scoped))
 })
 
