@@ -23,7 +23,8 @@ export interface SharedOpenOptions extends RemoteServiceOptions {
   readonly prefer?: Locality
   /**
    * `true`: the key must have the `write` right (else PERMISSION_DENIED). `false`: a read-only
-   * handle. Default: writable when the key's grant allows writes, read-only otherwise.
+   * handle. Default: writable when the key's grant allows writes, read-only otherwise. Every
+   * handle needs the `read` right.
    */
   readonly writable?: boolean
 }
