@@ -426,7 +426,9 @@ export const handleConnection = (ws: WebSocket, peer: Peer, ctx: ServerContext):
           })
         case "locate":
           return Effect.gen(function*() {
-            const service = yield* use(req.tenant, req.service, req.writable ? "write" : "read")
+            // A mapping shows every value: even a writable one needs the read right too.
+            const service = yield* use(req.tenant, req.service, "read")
+            if (req.writable) yield* use(req.tenant, req.service, "write")
             return {
               result: { host: ctx.host, path: servicePath(ctx.root, service.record.id), size: service.file.accessor.buffer.byteLength }
             }

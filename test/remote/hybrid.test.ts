@@ -21,6 +21,7 @@ describe("hybrid access", () => {
       const server = yield* Effect.acquireRelease(Effect.promise(() => startTestServer(dir)), (s) => Effect.promise(() => stopTestServer(s)))
       const adminKey = yield* makeKey(dir, { tenant: "acme", grants: [{ service: "*", rights: ["admin"] }] })
       const readKey = yield* makeKey(dir, { tenant: "acme", grants: [{ service: "*", rights: ["read"] }] })
+      const writeOnlyKey = yield* makeKey(dir, { tenant: "acme", grants: [{ service: "*", rights: ["write"] }] })
       const clientLayer = (key: string) =>
         Layer.build(RemoteClient.layer({ url: server.url, ca: server.ca, credentials: [{ tenant: "acme", key }] }))
 
@@ -45,5 +46,9 @@ describe("hybrid access", () => {
       expect(Either.isLeft(denied) && denied.left.code).toBe("PERMISSION_DENIED")
       const readOnly = yield* reader.openLocal("acme", "hybrid", { writable: false })
       expect((yield* readOnly.variable("gauge", Var.f64)).unsafeGet()).toBe(3.25)
+      // a write-only key may write over the network, but not map (a mapping shows every value)
+      const writer = yield* Effect.map(clientLayer(writeOnlyKey), (ctx) => ctx.unsafeMap.get(RemoteClient.key) as RemoteClient["Type"])
+      const mapped = yield* Effect.either(writer.openLocal("acme", "hybrid", { writable: true }))
+      expect(Either.isLeft(mapped) && mapped.left.code).toBe("PERMISSION_DENIED")
     }).pipe(Effect.scoped), 60_000)
 })
