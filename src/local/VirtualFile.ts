@@ -289,6 +289,8 @@ export class VirtualFile {
       const done = this.memory.writeBatch(i === 0 && items.length <= MAX_BATCH ? items : items.slice(i, i + MAX_BATCH))
       if (done instanceof LockTimeout) return done
     }
+    // Copied from elsewhere, not written here: watchers ignoring their own writes must see them.
+    for (const item of items) this.memory.ownVersions[item.ref.index] = 0
     return undefined
   }
 

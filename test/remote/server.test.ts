@@ -49,7 +49,7 @@ describe("commy serve", () => {
       expect(yield* mirrored.getVersioned).toEqual({ value: 41, version: 1 })
     }).pipe(Effect.scoped, Effect.provide(SimdDiff.layer)), 60_000)
 
-  it.live("RemoteService.onChange: another client's writes arrive as callbacks naming exactly what changed, until the scope closes", () =>
+  it.live("RemoteService.onChange: another client's writes arrive as callbacks naming exactly what changed (also with ownWrites: false), until the scope closes", () =>
     Effect.gen(function*() {
       const server = yield* serverFor
       const key = yield* makeKey(server.dataDir, { tenant: "acme", grants: [{ service: "*", rights: ["admin"] }] })
@@ -62,7 +62,10 @@ describe("commy serve", () => {
       const rb = yield* openRemoteService(b, "acme", "metrics")
       const seen: Array<{ names: ReadonlyArray<string>; values: ReadonlyArray<unknown> }> = []
       const watching = yield* Scope.make()
-      yield* rb.onChange((event) => seen.push({ names: event.variables, values: event.changes.map((c) => c.value) }), { values: true })
+      yield* rb.onChange((event) => seen.push({ names: event.variables, values: event.changes.map((c) => c.value) }), {
+        values: true,
+        ownWrites: false // pushes are other clients' writes, whatever the mirror does with them
+      })
         .pipe(Scope.extend(watching))
       yield* x.set(7)
       yield* Effect.eventually(Effect.suspend(() => (seen.length >= 1 ? Effect.void : Effect.fail("waiting"))))
