@@ -112,29 +112,24 @@ export const fromVirtualFile = (file: VirtualFile, tenant: string, name: string)
 })
 
 /**
- * A SharedService over a RemoteService. Two things make it behave like a mapping:
- * - read your writes: a write's value is applied to the mirror with the version the server
- *   returned, so `get` after `set` sees it (the push that follows is then skipped as not newer),
- *   and a removed variable leaves the mirror at once;
- * - a read-only handle refuses writes itself, so writability is fixed at open in both localities.
+ * A SharedService over a RemoteService (which already reads its own writes: a confirmed write is
+ * in the mirror at once, a removed variable gone). What makes it behave like a mapping besides:
+ * a read-only handle refuses writes itself, so writability is fixed at open in both localities.
  */
 export const fromRemoteService = (remote: RemoteService, options: { readonly writable: boolean }): RemoteSharedService => {
-  const { mirror, name, tenant } = remote
+  const { name, tenant } = remote
   const { writable } = options
   const refusal = (what: string) => new PermissionDenied({ message: `cannot ${what}: ${label(tenant, name)} is open read-only` })
   // As a read-only mapping answers: a missing variable is reported as such, any write is refused.
   const denied = (names: ReadonlyArray<string>, what: string) =>
     Effect.zipRight(Effect.forEach(names, (n) => remote.read(n), { discard: true }), Effect.fail(refusal(what)))
   type Named = { readonly name: string; readonly value: Uint8Array }
-  // The server has the write; a failure to mirror it early only means waiting for its push.
-  const mirrored = (writes: ReadonlyArray<Named>, versions: ReadonlyArray<number>) =>
-    Effect.as(Effect.ignore(mirror.applyVersions(writes.map((w, i) => ({ ...w, version: versions[i]! })))), versions)
   const writeNamed = (writes: ReadonlyArray<Named>): Effect.Effect<ReadonlyArray<number>, CommyError> =>
     writes.length === 0
       ? Effect.succeed([])
       : !writable
       ? denied(writes.map((w) => w.name), `write ${writes.map((w) => w.name).join(", ")}`)
-      : Effect.flatMap(remote.writeBatch(writes), (versions) => mirrored(writes, versions))
+      : remote.writeBatch(writes)
   const encoded = <A>(variable: { readonly name: string; readonly type: VarType<A> }, value: A) =>
     Effect.suspend(() => {
       const bytes = encode(variable.type, value)
@@ -151,11 +146,9 @@ export const fromRemoteService = (remote: RemoteService, options: { readonly wri
       getVersioned: variable.getVersioned,
       set: (value) => Effect.flatMap(encoded(variable, value), (write) => Effect.map(writeNamed([write]), (v) => v[0]!)),
       compareAndSet: (expected, value) =>
-        !writable ? denied([], `write ${variable.name}`) : Effect.flatMap(encoded(variable, value), (write) =>
-          Effect.flatMap(
-            remote.compareAndSet(write.name, expected, write.value),
-            (version) => Effect.map(mirrored([write], [version]), (v) => v[0]!)
-          ))
+        !writable
+          ? denied([], `write ${variable.name}`)
+          : Effect.flatMap(encoded(variable, value), (write) => remote.compareAndSet(write.name, expected, write.value))
     }
     handles.add(handle)
     return handle
@@ -174,11 +167,7 @@ export const fromRemoteService = (remote: RemoteService, options: { readonly wri
           Effect.catchTag("VariableNotFound", () => Effect.fail(refusal(`define ${variableName}`)))
         ),
     variable: (variableName, type) => Effect.map(remote.variable(variableName, type), shared),
-    // Gone from the mirror at once too, rather than when the layout push arrives.
-    remove: (variableName) =>
-      writable
-        ? Effect.zipLeft(remote.remove(variableName), Effect.ignore(mirror.remove(variableName)))
-        : denied([variableName], `remove ${variableName}`),
+    remove: (variableName) => (writable ? remote.remove(variableName) : denied([variableName], `remove ${variableName}`)),
     list: remote.list,
     read: (variableName) => remote.read(variableName),
     write: (variableName, value) => Effect.map(writeNamed([{ name: variableName, value }]), (v) => v[0]!),

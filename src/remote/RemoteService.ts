@@ -184,6 +184,13 @@ export const openRemoteService = (
     if (ended) return yield* ended
 
     const live = Effect.suspend(() => (ended ? Effect.fail(ended) : Effect.void))
+    // Read your writes: a confirmed write goes into the mirror with the server's version at once
+    // (its push, usually already here, is then skipped as not newer). Failing to copy it only
+    // means waiting for the push.
+    const confirmed = (writes: ReadonlyArray<{ readonly name: string; readonly value: Uint8Array }>, versions: ReadonlyArray<number>) => {
+      mirror.applyVersionsNow(writes.map((w, i) => ({ name: w.name, value: w.value, version: versions[i]! })))
+      return versions
+    }
     const request = <A, I>(body: Parameters<WssTransportService["request"]>[0], schema: import("effect/Schema").Schema<A, I>) =>
       Effect.zipRight(live, transport.request(body, schema))
 
@@ -198,14 +205,20 @@ export const openRemoteService = (
           Effect.suspend(() => {
             const bytes = encode(type, value)
             return bytes instanceof Uint8Array
-              ? Effect.map(request({ op: "write", ...target, writes: [{ name: handle.name, value: bytes }] }, WriteResult), (r) => r.versions[0]!)
+              ? Effect.map(
+                request({ op: "write", ...target, writes: [{ name: handle.name, value: bytes }] }, WriteResult),
+                (r) => confirmed([{ name: handle.name, value: bytes }], r.versions)[0]!
+              )
               : Effect.fail(bytes)
           }),
         compareAndSet: (expected, value) =>
           Effect.suspend(() => {
             const bytes = encode(type, value)
             return bytes instanceof Uint8Array
-              ? Effect.map(request({ op: "cas", ...target, name: handle.name, expected, value: bytes }, CasResult), (r) => r.version)
+              ? Effect.map(
+                request({ op: "cas", ...target, name: handle.name, expected, value: bytes }, CasResult),
+                (r) => confirmed([{ name: handle.name, value: bytes }], [r.version])[0]!
+              )
               : Effect.fail(bytes)
           })
       }))
@@ -230,17 +243,28 @@ export const openRemoteService = (
           return yield* remoteVariable(type, { name: variableName })
         }),
       variable: (variableName, type) => Effect.zipRight(live, remoteVariable(type, { name: variableName })),
-      remove: (variableName) => Effect.asVoid(request({ op: "var.remove", ...target, name: variableName }, Empty)),
+      // Gone from the mirror at once too, rather than when the layout push arrives.
+      remove: (variableName) =>
+        Effect.zipLeft(request({ op: "var.remove", ...target, name: variableName }, Empty), Effect.ignore(mirror.remove(variableName))),
       list: Effect.zipRight(live, mirror.list),
       read: (variableName) => Effect.zipRight(live, mirror.read(variableName)),
       fetch: (names) =>
         Effect.map(request(names ? { op: "read", ...target, names: [...names] } : { op: "read", ...target }, ReadResult), (r) => r.values),
       write: (variableName, value) =>
-        Effect.map(request({ op: "write", ...target, writes: [{ name: variableName, value }] }, WriteResult), (r) => r.versions[0]!),
+        Effect.map(
+          request({ op: "write", ...target, writes: [{ name: variableName, value }] }, WriteResult),
+          (r) => confirmed([{ name: variableName, value }], r.versions)[0]!
+        ),
       writeBatch: (writes) =>
-        Effect.map(request({ op: "write", ...target, writes: writes.map((w) => ({ name: w.name, value: w.value })) }, WriteResult), (r) => r.versions),
+        Effect.map(
+          request({ op: "write", ...target, writes: writes.map((w) => ({ name: w.name, value: w.value })) }, WriteResult),
+          (r) => confirmed(writes, r.versions)
+        ),
       compareAndSet: (variableName, expected, value) =>
-        Effect.map(request({ op: "cas", ...target, name: variableName, expected, value }, CasResult), (r) => r.version),
+        Effect.map(
+          request({ op: "cas", ...target, name: variableName, expected, value }, CasResult),
+          (r) => confirmed([{ name: variableName, value }], [r.version])[0]!
+        ),
       watch: (watchOptions) =>
         watch(mirror, { service: `${tenant}/${name}`, ...watchOptions }).pipe(Stream.provideLayer(SimdDiff.layer)),
       onChange: (handler, changeOptions) =>

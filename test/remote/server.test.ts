@@ -43,6 +43,7 @@ describe("commy serve", () => {
       yield* Effect.sleep("50 millis")
       const version = yield* counter.set(41)
       expect(version).toBe(1)
+      expect(yield* counter.getVersioned).toEqual({ value: 41, version: 1 }) // read your writes, before any push
       const [event] = Chunk.toArray(yield* Fiber.join(events))
       expect(event!.variables).toEqual(["counter"])
       const mirrored = yield* rb.variable("counter", Var.u32)
