@@ -28,15 +28,20 @@ const serverFor = Effect.gen(function*() {
 const client = (server: TestServer, tenant: string, key: string) =>
   connect({ url: server.url, ca: server.ca, credentials: [{ tenant, key }], requestTimeout: "10 seconds" })
 
+/** A server, two connections to tenant "acme", and its service "metrics" opened by the first. */
+const twoClients = Effect.gen(function*() {
+  const server = yield* serverFor
+  const key = yield* makeKey(server.dataDir, { tenant: "acme", grants: [{ service: "*", rights: ["admin"] }] })
+  const a = yield* client(server, "acme", key)
+  const b = yield* client(server, "acme", key)
+  yield* a.request({ op: "service.create", tenant: "acme", service: "metrics", persistent: true }, ServiceResult)
+  return { b, ra: yield* openRemoteService(a, "acme", "metrics") }
+})
+
 describe("commy serve", () => {
   it.live("a remote write reaches another remote client's mirror and watcher", () =>
     Effect.gen(function*() {
-      const server = yield* serverFor
-      const key = yield* makeKey(server.dataDir, { tenant: "acme", grants: [{ service: "*", rights: ["admin"] }] })
-      const a = yield* client(server, "acme", key)
-      const b = yield* client(server, "acme", key)
-      yield* a.request({ op: "service.create", tenant: "acme", service: "metrics", persistent: true }, ServiceResult)
-      const ra = yield* openRemoteService(a, "acme", "metrics")
+      const { b, ra } = yield* twoClients
       const counter = yield* ra.define("counter", Var.u32)
       const rb = yield* openRemoteService(b, "acme", "metrics")
       const events = yield* Effect.fork(Stream.runCollect(Stream.take(rb.watch({ values: true }), 1)))
@@ -52,12 +57,7 @@ describe("commy serve", () => {
 
   it.live("RemoteService.onChange: another client's writes arrive as callbacks naming exactly what changed (also with ownWrites: false), until the scope closes", () =>
     Effect.gen(function*() {
-      const server = yield* serverFor
-      const key = yield* makeKey(server.dataDir, { tenant: "acme", grants: [{ service: "*", rights: ["admin"] }] })
-      const a = yield* client(server, "acme", key)
-      const b = yield* client(server, "acme", key)
-      yield* a.request({ op: "service.create", tenant: "acme", service: "metrics", persistent: true }, ServiceResult)
-      const ra = yield* openRemoteService(a, "acme", "metrics")
+      const { b, ra } = yield* twoClients
       const x = yield* ra.define("x", Var.u32)
       const y = yield* ra.define("y", Var.string(16))
       const rb = yield* openRemoteService(b, "acme", "metrics")
