@@ -5,6 +5,7 @@ import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import { SimdDiff } from "../../src/diff/SimdDiff.js"
 import { bufferServiceFile } from "../../src/local/ServiceFiles.js"
+import { VirtualFile } from "../../src/local/VirtualFile.js"
 import * as Var from "../../src/local/VarType.js"
 import { onChange, watch } from "../../src/local/Watcher.js"
 import * as Scope from "effect/Scope"
@@ -68,4 +69,73 @@ describe("Watcher (in-memory file)", () => {
       yield* Effect.sleep("200 millis")
       expect(values[values.length - 1]).toBe(1000)
     }).pipe(Effect.scoped, Effect.provide(SimdDiff.layer)))
+
+  it.live("ownWrites: false leaves out this file's own writes but reports another writer's, even of the same variable", () =>
+    Effect.gen(function*() {
+      const vf = yield* bufferServiceFile()
+      // A second VirtualFile over the same bytes: its writes are "another process's".
+      const other = yield* VirtualFile.open(vf.accessor)
+      const a = yield* vf.define("a", Var.u32)
+      const b = yield* vf.define("b", Var.u32)
+      const otherA = yield* other.variable("a", Var.u32)
+      const seen: Array<FileChangeEvent> = []
+      yield* onChange(vf, (event) => seen.push(event), { ownWrites: false })
+      a.unsafeSet(1)
+      b.unsafeSet(1)
+      yield* Effect.sleep("20 millis")
+      expect(seen).toEqual([])
+      otherA.unsafeSet(2)
+      yield* Effect.sleep("20 millis")
+      expect(seen.map((e) => e.variables)).toEqual([["a"]])
+      expect(seen[0]!.changes[0]!.version).toBe(2)
+      // Ours then theirs before one wake: the newest version is theirs, so it is reported.
+      a.unsafeSet(3)
+      otherA.unsafeSet(4)
+      yield* Effect.sleep("20 millis")
+      expect(seen.map((e) => e.variables)).toEqual([["a"], ["a"]])
+    }).pipe(Effect.scoped, Effect.provide(SimdDiff.layer)))
+
+  it.live("a data region too large for the word-by-word diff goes through SimdDiff with the same events", () =>
+    Effect.gen(function*() {
+      const vf = yield* bufferServiceFile()
+      const big = yield* vf.define("big", Var.bytes(4000))
+      const vars = []
+      for (let i = 0; i < 20; i++) vars.push(yield* vf.define(`v${i}`, Var.u32))
+      const events = yield* Effect.fork(Stream.runCollect(Stream.take(watch(vf, { values: true }), 2)))
+      yield* Effect.sleep("20 millis")
+      vars[19]!.unsafeSet(19)
+      big.unsafeSet(new Uint8Array(4000).fill(7))
+      vars[0]!.unsafeSet(1)
+      yield* Effect.sleep("20 millis")
+      vars[5]!.unsafeSet(5)
+      const [first, second] = Chunk.toArray(yield* Fiber.join(events))
+      expect(first!.variables).toEqual(["big", "v0", "v19"])
+      expect(first!.changes[0]!.value).toEqual(new Uint8Array(4000).fill(7))
+      expect(second!.variables).toEqual(["v5"])
+    }).pipe(Effect.provide(SimdDiff.layer)))
+
+  it.live("watch: writes made while the consumer is busy are reported at its next pull, coalesced", () =>
+    Effect.gen(function*() {
+      const vf = yield* bufferServiceFile()
+      const a = yield* vf.define("a", Var.u32)
+      const b = yield* vf.define("b", Var.u32)
+      const events = yield* Effect.fork(
+        watch(vf, { values: true }).pipe(
+          Stream.mapEffect((event) => Effect.as(Effect.sleep("30 millis"), event)),
+          Stream.take(2),
+          Stream.runCollect
+        )
+      )
+      yield* Effect.sleep("20 millis")
+      a.unsafeSet(1)
+      yield* Effect.sleep("10 millis")
+      // The consumer is still busy with the first event.
+      b.unsafeSet(1)
+      a.unsafeSet(2)
+      a.unsafeSet(3)
+      const [first, second] = Chunk.toArray(yield* Fiber.join(events))
+      expect(first!.variables).toEqual(["a"])
+      expect(second!.variables).toEqual(["a", "b"])
+      expect(second!.changes.map((c) => c.version)).toEqual([3, 1])
+    }).pipe(Effect.provide(SimdDiff.layer)))
 })

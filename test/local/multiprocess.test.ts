@@ -8,6 +8,7 @@ import * as path from "node:path"
 import { SimdDiff } from "../../src/diff/SimdDiff.js"
 import { createServiceFile, openServiceFile, prepareRoot } from "../../src/local/ServiceFiles.js"
 import * as Var from "../../src/local/VarType.js"
+import { onChange } from "../../src/local/Watcher.js"
 import { NativeAddon } from "../../src/native/NativeAddon.js"
 import { checksummed, verify } from "../support/checksum.js"
 import { runChild, startChild } from "../support/child.js"
@@ -178,6 +179,40 @@ describe("service files across processes", () => {
       expect(Object.fromEntries(latest)).toEqual(Object.fromEntries(finals))
     })), 60_000)
   }
+
+  it.live("(e) while another process hammers batches and a 64-byte value, every event names a batch whole, with consistent values, never torn", () =>
+    live(Effect.gen(function*() {
+      const { id, root } = yield* setup
+      const vf = yield* openServiceFile(root, id)
+      yield* vf.define("a", Var.u32)
+      yield* vf.define("b", Var.u32)
+      yield* vf.define("blob", Var.bytes(64))
+      const problems: Array<string> = []
+      let events = 0
+      let batches = 0
+      const u32 = (value: Uint8Array) => new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true)
+      yield* onChange(vf, (event) => {
+        events++
+        const byName = new Map(event.changes.map((c) => [c.name, c]))
+        const a = byName.get("a")
+        const b = byName.get("b")
+        if (a || b) {
+          batches++
+          if (!a || !b) problems.push(`half a batch: ${event.variables.join(",")}`)
+          else if (u32(a.value!) !== u32(b.value!) || a.version !== b.version) {
+            problems.push(`a ${u32(a.value!)} v${a.version}, b ${u32(b.value!)} v${b.version}`)
+          }
+        }
+        const blob = byName.get("blob")
+        if (blob && !verify(blob.value!)) problems.push("torn blob")
+      }, { values: true, onError: (error) => problems.push(error.message) })
+      const writer = yield* Effect.promise(() => runChild("vfChild.ts", ["hammer-batch", root, id, "3"]))
+      expect(writer.stderr).toBe("")
+      yield* Effect.sleep("100 millis")
+      expect(problems.slice(0, 5)).toEqual([])
+      expect(batches).toBeGreaterThan(100)
+      expect(events).toBeGreaterThanOrEqual(batches)
+    })), 60_000)
 
   it.live("a watcher killed while asleep is subtracted from the waiter count by the next watcher", () =>
     live(Effect.gen(function*() {
