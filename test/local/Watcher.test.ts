@@ -6,6 +6,7 @@ import * as Stream from "effect/Stream"
 import { SimdDiff } from "../../src/diff/SimdDiff.js"
 import { bufferServiceFile } from "../../src/local/ServiceFiles.js"
 import { VirtualFile } from "../../src/local/VirtualFile.js"
+import { H_WAITERS } from "../../src/local/layout.js"
 import * as Var from "../../src/local/VarType.js"
 import { onChange, watch } from "../../src/local/Watcher.js"
 import * as Scope from "effect/Scope"
@@ -137,5 +138,24 @@ describe("Watcher (in-memory file)", () => {
       expect(first!.variables).toEqual(["a"])
       expect(second!.variables).toEqual(["a", "b"])
       expect(second!.changes.map((c) => c.version)).toEqual([3, 1])
+    }).pipe(Effect.provide(SimdDiff.layer)))
+
+  it.live("watch: ending or interrupting the stream releases its sleeper registration", () =>
+    Effect.gen(function*() {
+      const vf = yield* bufferServiceFile()
+      const a = yield* vf.define("a", Var.u32)
+      const waiters = () => Atomics.load(vf.memory.words, H_WAITERS >>> 2)
+      const taken = yield* Effect.fork(Stream.runCollect(Stream.take(watch(vf), 1)))
+      const idle = yield* Effect.fork(Stream.runDrain(watch(vf)))
+      yield* Effect.sleep("20 millis")
+      expect(waiters()).toBe(2)
+      expect(vf.memory.selfWakes).toBe(2)
+      a.unsafeSet(1)
+      yield* Fiber.join(taken)
+      yield* Effect.sleep("20 millis")
+      expect(waiters()).toBe(1)
+      yield* Fiber.interrupt(idle)
+      expect(waiters()).toBe(0)
+      expect(vf.memory.selfWakes).toBe(0)
     }).pipe(Effect.provide(SimdDiff.layer)))
 })
