@@ -325,9 +325,11 @@ export class SlotMemory {
     if (entry >= 0) Atomics.add(words, entry + 1, 1)
     Atomics.add(words, H_WAITERS >>> 2, 1)
     return () => {
+      this.localSleepers--
+      // The file was closed under its watcher (the buffer is detached): nothing left to undo here.
+      if (words.length === 0) return
       Atomics.sub(words, H_WAITERS >>> 2, 1)
       if (entry >= 0) Atomics.sub(words, entry + 1, 1)
-      this.localSleepers--
     }
   }
 

@@ -15,7 +15,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type CommyError, LockTimeout } from "../CommyError.js"
+import { type CommyError, LockTimeout, MappingClosed } from "../CommyError.js"
 import { type DiffError, SimdDiff } from "../diff/SimdDiff.js"
 import type { Entry } from "./Directory.js"
 import { C_LENGTH, C_VALUE, C_VERSION, copySize, getU64, H_BATCH_SEQ, H_CHANGE_GEN, S_COPIES, S_SEQ, slotSize } from "./layout.js"
@@ -354,6 +354,8 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
       /** `force`: scan even if the generation did not move (the timeout safety net). */
       const step = (force: boolean): void => {
         cancel = undefined
+        // Closing the mapping detaches its buffer (and cancels our wait): stop with a typed error.
+        if (words.length === 0) return onError(new MappingClosed({ message: `${service} was closed under its watcher` }))
         for (;;) {
           const seen = Atomics.load(words, generationIndex)
           if (force || seen !== scanned) {

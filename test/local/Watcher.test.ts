@@ -4,7 +4,11 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import { SimdDiff } from "../../src/diff/SimdDiff.js"
-import { bufferServiceFile } from "../../src/local/ServiceFiles.js"
+import { bufferServiceFile, createServiceFile, openServiceFile } from "../../src/local/ServiceFiles.js"
+import { NativeAddon } from "../../src/native/NativeAddon.js"
+import { tempDir } from "../support/tempDir.js"
+import * as Cause from "effect/Cause"
+import * as Option from "effect/Option"
 import { VirtualFile } from "../../src/local/VirtualFile.js"
 import { H_WAITERS } from "../../src/local/layout.js"
 import * as Var from "../../src/local/VarType.js"
@@ -158,4 +162,21 @@ describe("Watcher (in-memory file)", () => {
       expect(waiters()).toBe(0)
       expect(vf.memory.selfWakes).toBe(0)
     }).pipe(Effect.provide(SimdDiff.layer)))
+
+  it.live("a mapped file closed under its watchers: watch fails and onChange's onError gets MappingClosed, nothing throws", () =>
+    Effect.gen(function*() {
+      const root = yield* tempDir
+      const id = yield* createServiceFile(root, {})
+      const fileScope = yield* Scope.make()
+      const vf = yield* openServiceFile(root, id).pipe(Scope.extend(fileScope))
+      yield* vf.define("a", Var.u32)
+      const errors: Array<string> = []
+      yield* onChange(vf, () => {}, { onError: (error) => errors.push(error._tag) })
+      const stream = yield* Effect.fork(Stream.runDrain(watch(vf)))
+      yield* Effect.sleep("20 millis")
+      yield* Scope.close(fileScope, Exit.void)
+      const exit = yield* Fiber.await(stream).pipe(Effect.timeout("2 seconds"))
+      expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(Option.some(expect.objectContaining({ _tag: "MappingClosed" })))
+      expect(errors).toEqual(["MappingClosed"])
+    }).pipe(Effect.scoped, Effect.provide([NativeAddon.layer, SimdDiff.layer])))
 })
