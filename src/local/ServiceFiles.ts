@@ -99,7 +99,11 @@ export const openServiceFile = (
     if (badId) return yield* badId
     const file = servicePath(root, id)
     const accessor: FileAccessorService = yield* makeLocal(file, options)
-    return yield* VirtualFile.open(accessor, file)
+    const opened = yield* VirtualFile.open(accessor, file)
+    // Runs before the mapping closes (finalizers run in reverse): watchers still asleep on the
+    // file are uncounted while its header can be written.
+    yield* Effect.addFinalizer(() => Effect.sync(() => opened.memory.releaseSleepers()))
+    return opened
   })
 
 /** Ids of the service files in `root`. */

@@ -324,13 +324,28 @@ export class SlotMemory {
     // Table full: still counted, just not repairable if this process dies asleep.
     if (entry >= 0) Atomics.add(words, entry + 1, 1)
     Atomics.add(words, H_WAITERS >>> 2, 1)
-    return () => {
+    const release = () => {
+      if (!this.asleep.delete(release)) return
       this.localSleepers--
       // The file was closed under its watcher (the buffer is detached): nothing left to undo here.
       if (words.length === 0) return
       Atomics.sub(words, H_WAITERS >>> 2, 1)
       if (entry >= 0) Atomics.sub(words, entry + 1, 1)
     }
+    this.asleep.add(release)
+    return release
+  }
+
+  /** Releases of the sleepers registered and not yet released. */
+  private readonly asleep = new Set<() => void>()
+
+  /**
+   * Uncounts every sleeper of this instance: called just before the mapping closes, while the
+   * header can still be written (else writers elsewhere would futex-wake a watcher that is gone
+   * on every write, until this process exits).
+   */
+  releaseSleepers(): void {
+    for (const release of [...this.asleep]) release()
   }
 
   /** Watchers of this instance asleep right now (JS-local: one thread uses an instance). */
