@@ -242,7 +242,7 @@ export const runLocal = async (): Promise<GroupSummary> => {
       },
       {
         name: "accessor.wake(changeGen), nobody waiting",
-        note: "what each write adds while a watcher sleeps (FUTEX_WAKE via Effect.runSync)",
+        note: "what each write adds while a watcher sleeps (FUTEX_WAKE, synchronous, best effort)",
         run: (n) => {
           let s = 0
           for (let i = 0; i < n; i++) {
