@@ -198,19 +198,33 @@ export const encodeChangedFrame = (sub: number, encodedValues: ReadonlyArray<Uin
   return frame
 }
 
-/** The reply to a `write` (`{ versions }`) or a `cas` (`{ version }`); undefined for other results. */
+const isVariableValue = (v: unknown): v is VariableValue =>
+  typeof v === "object" && v !== null && typeof (v as VariableValue).name === "string" &&
+  typeof (v as VariableValue).version === "number" && (v as VariableValue).value instanceof Uint8Array &&
+  Object.keys(v).length === 3
+
+/**
+ * The reply to a `write` (`{ versions }`), a `cas` (`{ version }`) or a `read` (`{ values }`);
+ * undefined for other results.
+ */
 export const encodeHotReply = (id: number, result: unknown): Buffer | undefined => {
   if (typeof result !== "object" || result === null) return undefined
   let keys = 0
   for (const _ in result) keys++
   if (keys !== 1) return undefined
-  const { version, versions } = result as { version?: unknown; versions?: unknown }
-  const w = writer.reset().map(2).string("id").number(id).string("result").map(1)
-  if (typeof version === "number") return w.string("version").number(version).finish()
-  if (!Array.isArray(versions) || !versions.every((v) => typeof v === "number")) return undefined
-  w.string("versions").array(versions.length)
-  for (const v of versions) w.number(v)
-  return w.finish()
+  const { values, version, versions } = result as { values?: unknown; version?: unknown; versions?: unknown }
+  if (typeof version === "number") return writer.reset().map(2).string("id").number(id).string("result").map(1).string("version").number(version).finish()
+  if (Array.isArray(versions) && versions.every((v) => typeof v === "number")) {
+    const w = writer.reset().map(2).string("id").number(id).string("result").map(1).string("versions").array(versions.length)
+    for (const v of versions) w.number(v)
+    return w.finish()
+  }
+  if (Array.isArray(values) && values.every(isVariableValue)) {
+    const w = writer.reset().map(2).string("id").number(id).string("result").map(1).string("values").array(values.length)
+    for (const v of values) w.map(3).string("name").string(v.name).string("version").number(v.version).string("value").binary(v.value)
+    return w.finish()
+  }
+  return undefined
 }
 
 const readValues = (r: Reader): Array<VariableValue> | undefined => {

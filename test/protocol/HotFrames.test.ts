@@ -88,15 +88,25 @@ describe("HotFrames", () => {
       { numRuns: 300 }
     )
     fc.assert(
-      fc.property(id, fc.oneof(fc.record({ versions: fc.array(number, { maxLength: 40 }) }), fc.record({ version: number })), (replyId, result) => {
-        const frame = encodeReply(replyId, result)
-        expect(unpackr.unpack(frame)).toEqual({ id: replyId, result })
-        expect(Either.getOrThrow(decodeServerMessage(frame))).toEqual({ id: replyId, result })
-      }),
+      fc.property(
+        id,
+        fc.oneof(
+          fc.record({ versions: fc.array(number, { maxLength: 40 }) }),
+          fc.record({ version: number }),
+          fc.record({ values: fc.array(fc.record({ name: text, version: number, value: bytes }), { maxLength: 20 }) })
+        ),
+        (replyId, result) => {
+          const frame = encodeReply(replyId, result)
+          expect(plain(unpackr.unpack(frame))).toEqual(plain({ id: replyId, result }))
+          expect(plain(Either.getOrThrow(decodeServerMessage(frame)))).toEqual(plain({ id: replyId, result }))
+        }
+      ),
       { numRuns: 300 }
     )
     // Other results are encoded by msgpackr, unchanged.
     expect(unpackr.unpack(encodeReply(3, { values: [], extra: 1 }))).toEqual({ id: 3, result: { values: [], extra: 1 } })
+    expect(unpackr.unpack(encodeReply(4, { values: [{ name: "a", version: 1, value: "not bytes" }] })))
+      .toEqual({ id: 4, result: { values: [{ name: "a", version: 1, value: "not bytes" }] } })
   })
 
   it("whatever decodeHotServerMessage accepts, the Schema decodes to the same message", () => {
