@@ -314,7 +314,6 @@ export class SlotMemory {
    */
   registerSleeper(): () => void {
     const { words, pid } = this
-    this.localSleepers++
     let entry = -1
     for (let i = 0; i < SLEEPERS && entry < 0; i++) {
       const at = (SLEEPERS_OFFSET + i * 8) >>> 2
@@ -326,7 +325,6 @@ export class SlotMemory {
     Atomics.add(words, H_WAITERS >>> 2, 1)
     const release = () => {
       if (!this.asleep.delete(release)) return
-      this.localSleepers--
       // The file was closed under its watcher (the buffer is detached): nothing left to undo here.
       if (words.length === 0) return
       Atomics.sub(words, H_WAITERS >>> 2, 1)
@@ -336,7 +334,10 @@ export class SlotMemory {
     return release
   }
 
-  /** Releases of the sleepers registered and not yet released. */
+  /**
+   * Releases of this instance's watchers asleep right now, not yet released (JS-local: one
+   * thread uses an instance).
+   */
   private readonly asleep = new Set<() => void>()
 
   /**
@@ -348,8 +349,6 @@ export class SlotMemory {
     for (const release of [...this.asleep]) release()
   }
 
-  /** Watchers of this instance asleep right now (JS-local: one thread uses an instance). */
-  private localSleepers = 0
   /** Watchers of this instance that report this process's own writes (and so must be woken by them). */
   selfWakes = 0
 
@@ -373,7 +372,7 @@ export class SlotMemory {
     // No syscall when nobody sleeps, nor when every sleeper is a watcher of this very instance
     // that ignores its own writes (the server's watcher, on the server's writes). A sleeper that
     // registers after the load above re-checks the generation we just bumped, so none is missed.
-    if (waiters !== 0 && (waiters !== this.localSleepers || this.selfWakes > 0)) this.wake()
+    if (waiters !== 0 && (waiters !== this.asleep.size || this.selfWakes > 0)) this.wake()
   }
 
   /** Zeroes a freshly allocated slot (the region may hold bytes of a define that died). */
