@@ -9,7 +9,15 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { Packr, Unpackr } from "msgpackr"
 import { classForCode, type CommyError, ProtocolError } from "../CommyError.js"
-import { decodeHotRequest, decodeHotServerMessage, encodeChangedFrame, encodeHotReply, encodeHotRequest, encodeVariableValue } from "./HotFrames.js"
+import {
+  decodeHotRequest,
+  decodeHotServerMessage,
+  encodeChangedFrame,
+  encodeHotReply,
+  encodeHotRequest,
+  encodeVariableValue,
+  isVariableValue
+} from "./HotFrames.js"
 import { CasResult, type ErrorBody, Push, ReadResult, Reply, Request, type ServerMessage, type VariableValue, WriteResult } from "./Messages.js"
 
 const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: false })
@@ -113,11 +121,7 @@ const decodeGeneral = (frame: Uint8Array): Either.Either<ServerMessage, Protocol
 const resultDecoders = new WeakMap<object, (result: unknown) => Either.Either<any, ProtocolError>>()
 
 const isNumbers = (u: unknown): u is Array<number> => Array.isArray(u) && u.every((n) => typeof n === "number")
-const isValues = (u: unknown): u is Array<VariableValue> =>
-  Array.isArray(u) && u.every((v) =>
-    typeof v === "object" && v !== null && typeof v.name === "string" && typeof v.version === "number" &&
-    v.value instanceof Uint8Array
-  )
+const isValues = (u: unknown): u is Array<VariableValue> => Array.isArray(u) && u.every(isVariableValue)
 
 /**
  * The hot results checked by hand (what the Schema would check, and the same output); anything

@@ -172,9 +172,11 @@ export const encodeHotRequest = (body: { readonly op: string }, id: number): Buf
 
 // ---------- server → client ----------
 
-/** One `{name, version, value}` map, as every push carries it. */
-export const encodeVariableValue = (v: VariableValue): Buffer =>
-  writer.reset().map(3).string("name").string(v.name).string("version").number(v.version).string("value").binary(v.value).finish()
+/** One `{name, version, value}` map, as pushes and read replies carry it. */
+const writeValue = (w: Writer, v: VariableValue): Writer =>
+  w.map(3).string("name").string(v.name).string("version").number(v.version).string("value").binary(v.value)
+
+export const encodeVariableValue = (v: VariableValue): Buffer => writeValue(writer.reset(), v).finish()
 
 const changedPrefix = writer.reset().map(3).string("push").string("changed").string("sub").finish()
 const valuesKey = writer.reset().string("values").finish()
@@ -198,10 +200,10 @@ export const encodeChangedFrame = (sub: number, encodedValues: ReadonlyArray<Uin
   return frame
 }
 
-const isVariableValue = (v: unknown): v is VariableValue =>
+/** What the VariableValue Schema accepts (other fields are ignored, as the Schema ignores them). */
+export const isVariableValue = (v: unknown): v is VariableValue =>
   typeof v === "object" && v !== null && typeof (v as VariableValue).name === "string" &&
-  typeof (v as VariableValue).version === "number" && (v as VariableValue).value instanceof Uint8Array &&
-  Object.keys(v).length === 3
+  typeof (v as VariableValue).version === "number" && (v as VariableValue).value instanceof Uint8Array
 
 /**
  * The reply to a `write` (`{ versions }`), a `cas` (`{ version }`) or a `read` (`{ values }`);
@@ -221,7 +223,7 @@ export const encodeHotReply = (id: number, result: unknown): Buffer | undefined 
   }
   if (Array.isArray(values) && values.every(isVariableValue)) {
     const w = writer.reset().map(2).string("id").number(id).string("result").map(1).string("values").array(values.length)
-    for (const v of values) w.map(3).string("name").string(v.name).string("version").number(v.version).string("value").binary(v.value)
+    for (const v of values) writeValue(w, v)
     return w.finish()
   }
   return undefined
