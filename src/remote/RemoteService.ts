@@ -194,6 +194,24 @@ export const openRemoteService = (
     const request = <A, I>(body: Parameters<WssTransportService["request"]>[0], schema: import("effect/Schema").Schema<A, I>) =>
       Effect.zipRight(live, transport.request(body, schema))
 
+    type Named = { readonly name: string; readonly value: Uint8Array }
+    const writeBatch = (writes: ReadonlyArray<Named>) =>
+      Effect.map(
+        request({ op: "write", ...target, writes: writes.map((w) => ({ name: w.name, value: w.value })) }, WriteResult),
+        (r) => confirmed(writes, r.versions)
+      )
+    const compareAndSet = (variableName: string, expected: number, value: Uint8Array) =>
+      Effect.map(
+        request({ op: "cas", ...target, name: variableName, expected, value }, CasResult),
+        (r) => confirmed([{ name: variableName, value }], [r.version])[0]!
+      )
+    /** `f` with the value's bytes, or the type's error. */
+    const encoded = <A, B>(type: VarType.VarType<A>, value: A, f: (bytes: Uint8Array) => Effect.Effect<B, CommyError>) =>
+      Effect.suspend(() => {
+        const bytes = encode(type, value)
+        return bytes instanceof Uint8Array ? f(bytes) : Effect.fail(bytes)
+      })
+
     const remoteVariable = <A>(type: VarType.VarType<A>, handle: { readonly name: string }) =>
       Effect.map(mirror.variable(handle.name, type), (local): RemoteVariable<A> => ({
         name: handle.name,
@@ -201,26 +219,8 @@ export const openRemoteService = (
         unsafeGet: () => local.unsafeGet(),
         get: local.get,
         getVersioned: local.getVersioned,
-        set: (value) =>
-          Effect.suspend(() => {
-            const bytes = encode(type, value)
-            return bytes instanceof Uint8Array
-              ? Effect.map(
-                request({ op: "write", ...target, writes: [{ name: handle.name, value: bytes }] }, WriteResult),
-                (r) => confirmed([{ name: handle.name, value: bytes }], r.versions)[0]!
-              )
-              : Effect.fail(bytes)
-          }),
-        compareAndSet: (expected, value) =>
-          Effect.suspend(() => {
-            const bytes = encode(type, value)
-            return bytes instanceof Uint8Array
-              ? Effect.map(
-                request({ op: "cas", ...target, name: handle.name, expected, value: bytes }, CasResult),
-                (r) => confirmed([{ name: handle.name, value: bytes }], [r.version])[0]!
-              )
-              : Effect.fail(bytes)
-          })
+        set: (value) => encoded(type, value, (bytes) => Effect.map(writeBatch([{ name: handle.name, value: bytes }]), (v) => v[0]!)),
+        compareAndSet: (expected, value) => encoded(type, value, (bytes) => compareAndSet(handle.name, expected, bytes))
       }))
 
     const service: RemoteService = {
@@ -250,21 +250,9 @@ export const openRemoteService = (
       read: (variableName) => Effect.zipRight(live, mirror.read(variableName)),
       fetch: (names) =>
         Effect.map(request(names ? { op: "read", ...target, names: [...names] } : { op: "read", ...target }, ReadResult), (r) => r.values),
-      write: (variableName, value) =>
-        Effect.map(
-          request({ op: "write", ...target, writes: [{ name: variableName, value }] }, WriteResult),
-          (r) => confirmed([{ name: variableName, value }], r.versions)[0]!
-        ),
-      writeBatch: (writes) =>
-        Effect.map(
-          request({ op: "write", ...target, writes: writes.map((w) => ({ name: w.name, value: w.value })) }, WriteResult),
-          (r) => confirmed(writes, r.versions)
-        ),
-      compareAndSet: (variableName, expected, value) =>
-        Effect.map(
-          request({ op: "cas", ...target, name: variableName, expected, value }, CasResult),
-          (r) => confirmed([{ name: variableName, value }], [r.version])[0]!
-        ),
+      write: (variableName, value) => Effect.map(writeBatch([{ name: variableName, value }]), (v) => v[0]!),
+      writeBatch,
+      compareAndSet,
       watch: (watchOptions) =>
         watch(mirror, { service: `${tenant}/${name}`, ...watchOptions }).pipe(Stream.provideLayer(SimdDiff.layer)),
       onChange: (handler, changeOptions) =>
