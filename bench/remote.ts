@@ -173,6 +173,8 @@ interface Distribution {
   readonly sorted: Float64Array
 }
 
+type LatencyStats = ReturnType<typeof stats>
+
 interface LatencyPath {
   readonly name: string
   readonly child: Child
@@ -495,6 +497,8 @@ export const runRemote = async (): Promise<GroupSummary> => {
       run(transport.request({ op: "write", tenant: TENANT, service, writes: [{ name: "t", value: f64(value) }] }, WriteResult))
 
     // ---- 1. latency ----
+    const publish = (value: number) =>
+      "skipped" in redis ? Promise.resolve() : redis.client.send(RespClient.encode("PUBLISH", "lat", String(value)))
     const paths: Array<LatencyPath> = []
     for (const [how, name] of Object.entries(commyPaths)) {
       const child = startRemoteChild(["latency-commy", how, server.url, TENANT, `lat-${how}`], env)
@@ -525,7 +529,7 @@ export const runRemote = async (): Promise<GroupSummary> => {
     if (!("skipped" in redis)) {
       const child = startRemoteChild(["latency-redis", String(redis.port), "lat"])
       children.push(child)
-      paths.push({ name: "Redis PUBLISH → subscriber", child, write: (value) => redis.client.send(RespClient.encode("PUBLISH", "lat", String(value))) })
+      paths.push({ name: "Redis PUBLISH → subscriber", child, write: publish })
     }
     latencies.push(...await driveAll(paths))
     relayWriter.close()
@@ -539,7 +543,7 @@ export const runRemote = async (): Promise<GroupSummary> => {
     }
     await alone("Commy write → changed push (transport onPush), alone", ["latency-commy", "transport", server.url, TENANT, "lat-transport"], writeT("lat-transport"))
     if (!("skipped" in redis)) {
-      await alone("Redis PUBLISH → subscriber, alone", ["latency-redis", String(redis.port), "lat"], (value) => redis.client.send(RespClient.encode("PUBLISH", "lat", String(value))))
+      await alone("Redis PUBLISH → subscriber, alone", ["latency-redis", String(redis.port), "lat"], publish)
     }
 
     // ---- 2. round trip ----
@@ -659,17 +663,18 @@ export const runRemote = async (): Promise<GroupSummary> => {
     ["l", "r", "r", "r", "l"]
   ))
 
+  /** A detail row, with ratios to Redis and to the floor measured the same way ("–" where there is none). */
+  const latencyRow = (d: Distribution, redis: LatencyStats | undefined, floor: LatencyStats | undefined) => {
+    const s = stats(d)
+    return [d.name, `${d.received}/${LAT_SAMPLES}`, fmt(s.min), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.max), x(s.p50, redis?.p50), x(s.p99, redis?.p99), x(s.p50, floor?.p50)]
+  }
   output(`\n### remote: write → push latency detail, µs (${LAT_SAMPLES} writes per path ~${SPACING_MS} ms apart after ${LAT_WARMUP} warm-up, the paths interleaved write by write; each receiver in its own process)\n`)
   output(table(
     ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × Redis", "p99 × Redis", "p50 × floor"],
-    latencies.map((d) => {
-      const s = stats(d)
-      return [d.name, `${d.received}/${LAT_SAMPLES}`, fmt(s.min), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.max), x(s.p50, redisLat?.p50), x(s.p99, redisLat?.p99), x(s.p50, floorLat.p50)]
-    }).concat(aloneLatencies.map((d) => {
-      const s = stats(d)
-      const base = redisAlone ?? s
-      return [d.name, `${d.received}/${LAT_SAMPLES}`, fmt(s.min), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.max), x(s.p50, base.p50), x(s.p99, base.p99), ""]
-    })),
+    [
+      ...latencies.map((d) => latencyRow(d, redisLat, floorLat)),
+      ...aloneLatencies.map((d) => latencyRow(d, redisAlone, undefined))
+    ],
     ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
   ))
 
