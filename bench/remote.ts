@@ -8,7 +8,10 @@
  *    own event loop) records now − written when the `changed` push arrives: in the transport's
  *    onPush callback, at RemoteService.watch's event, at RemoteService.onChange's callback (one
  *    service and one child per path). Redis: PUBLISH from here, a raw-RESP SUBSCRIBE connection
- *    in a child, the timestamp as the payload. The floor: a bare `ws` relay process (same TLS
+ *    in a child, the timestamp as the payload. The target compares like with like: Redis is
+ *    driven by a raw RESP client, so Commy's target path is driven by a thin writer (a bare `ws`
+ *    connection sending `encodeRequest` frames, what a client written from docs/protocol.md
+ *    does); writing through the TypeScript client's Effect API is reported beside it. The floor: a bare `ws` relay process (same TLS
  *    certificate, no decoding, no Effect) between a raw `ws` writer here and a raw `ws`
  *    subscriber child: what any Node WebSocket server costs on this path. All paths are driven
  *    interleaved, write by write, so they share the machine's noise and the server's warm-up.
@@ -41,8 +44,9 @@ import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import WebSocket from "ws"
 import * as Var from "../src/local/VarType.js"
-import { Empty, ReadResult, ServiceResult, WriteResult } from "../src/protocol/Messages.js"
-import { connect, type WssTransportService } from "../src/remote/WssTransport.js"
+import { decodeServerMessage, encodeRequest } from "../src/protocol/Codec.js"
+import { Empty, PROTOCOL_VERSION, ReadResult, ServiceResult, WriteResult } from "../src/protocol/Messages.js"
+import { connect, type RequestBody, type WssTransportService } from "../src/remote/WssTransport.js"
 import { addonPath, bundleEntry } from "../test/support/bundle.js"
 import { makeKey, startTestServer, stopTestServer, type TestServer } from "../test/support/server.js"
 import { cleanupOnExit, killOnExit } from "./child.js"
@@ -164,9 +168,36 @@ const cpuSeconds = (pid: number): number => {
   }
 }
 
+/**
+ * A thin Commy writer, the counterpart of the raw-RESP client that drives Redis: one bare `ws`
+ * connection speaking the protocol of docs/protocol.md (hello, auth, then `write` frames from
+ * `encodeRequest`), one request at a time, no Effect runtime. It separates what the server and
+ * the wire cost from what the TypeScript client's Effect API adds in the writing process.
+ */
+const thinWriter = async (url: string, ca: string, tenant: string, key: string) => {
+  const ws = new WebSocket(url, { ca, perMessageDeflate: false })
+  await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject))
+  const waiting: Array<(frame: Buffer) => void> = []
+  ws.on("message", (frame: Buffer) => waiting.shift()?.(frame))
+  let id = 0
+  const request = (body: RequestBody) =>
+    new Promise<Buffer>((resolve) => {
+      waiting.push(resolve)
+      ws.send(encodeRequest(body, ++id))
+    })
+  await request({ op: "hello", protocol: PROTOCOL_VERSION, client: "bench-thin" })
+  const auth = decodeServerMessage(await request({ op: "auth", tenant, key }))
+  if (Either.isLeft(auth) || "error" in auth.right) throw new Error(`thin writer: auth failed: ${JSON.stringify(auth)}`)
+  return {
+    write: (service: string) => (value: number) => request({ op: "write", tenant, service, writes: [{ name: "t", value: f64(value) }] }),
+    close: () => ws.close()
+  }
+}
+
 // ---------- 1. latency ----------
 
 interface Distribution {
+  readonly key: string
   readonly name: string
   readonly received: number
   /** Ascending, microseconds. */
@@ -176,6 +207,7 @@ interface Distribution {
 type LatencyStats = ReturnType<typeof stats>
 
 interface LatencyPath {
+  readonly key: string
   readonly name: string
   readonly child: Child
   readonly write: (value: number) => Promise<unknown>
@@ -200,12 +232,12 @@ const driveAll = async (paths: ReadonlyArray<LatencyPath>): Promise<Array<Distri
   for (let i = 0; i < LAT_SAMPLES; i++) await round(hrnow)
   await sleep(50)
   for (const p of paths) await p.write(-1)
-  return Promise.all(paths.map(async ({ child, name }) => {
+  return Promise.all(paths.map(async ({ child, key, name }) => {
     const line = await child.waitForLine("samples ", 10_000)
     const result = await child.exited
     if (result.code !== 0) throw new Error(`${name}: child exited ${result.code}: ${result.stderr.slice(-1000)}`)
     const samples = JSON.parse(line.slice("samples ".length)) as Array<number>
-    return { name, received: samples.length, sorted: Float64Array.from(samples, (ns) => ns / 1000).sort() }
+    return { key, name, received: samples.length, sorted: Float64Array.from(samples, (ns) => ns / 1000).sort() }
   }))
 }
 
@@ -467,6 +499,7 @@ export const runRemote = async (): Promise<GroupSummary> => {
   else progress(`remote: Redis ${redis.version} on port ${redis.port}`)
 
   const latencies: Array<Distribution> = []
+  const closers: Array<() => void> = []
   const aloneLatencies: Array<Distribution> = []
   let rtts: Array<RoundTrip> = []
   const fans: Array<FanOut> = []
@@ -484,67 +517,73 @@ export const runRemote = async (): Promise<GroupSummary> => {
     const transport = await open(server)
     const run = <A>(effect: Effect.Effect<A, unknown>) => Effect.runPromise(effect)
     // One service per Commy path, so each write wakes exactly one subscriber (as each PUBLISH does).
-    const commyPaths = {
-      transport: "Commy write → changed push (transport onPush)",
-      watch: "Commy write → RemoteService.watch event",
-      onchange: "Commy write → RemoteService.onChange callback"
-    } as const
-    for (const how of Object.keys(commyPaths)) {
+    // `thin`: the thin writer (raw ws + encodeRequest, like the raw-RESP client on the Redis side);
+    // the others write through the client's Effect API, Effect.runPromise(transport.request(...)).
+    const commyPaths = [
+      { key: "thin", mode: "transport", name: "Commy, thin writer → changed push (transport onPush)" },
+      { key: "transport", mode: "transport", name: "Commy, Effect API writer → changed push (transport onPush)" },
+      { key: "watch", mode: "watch", name: "Commy, Effect API writer → RemoteService.watch event" },
+      { key: "onchange", mode: "onchange", name: "Commy, Effect API writer → RemoteService.onChange callback" }
+    ] as const
+    for (const { key: how } of commyPaths) {
       await run(transport.request({ op: "service.create", tenant: TENANT, service: `lat-${how}`, persistent: true }, ServiceResult))
       await run(transport.request({ op: "var.define", tenant: TENANT, service: `lat-${how}`, name: "t", type: Var.f64.id }, Empty))
     }
     const writeT = (service: string) => (value: number) =>
       run(transport.request({ op: "write", tenant: TENANT, service, writes: [{ name: "t", value: f64(value) }] }, WriteResult))
+    const thin = await thinWriter(server.url, server.ca, TENANT, key)
+    closers.push(thin.close)
 
     // ---- 1. latency ----
     const publish = (value: number) =>
       "skipped" in redis ? Promise.resolve() : redis.client.send(RespClient.encode("PUBLISH", "lat", String(value)))
     const paths: Array<LatencyPath> = []
-    for (const [how, name] of Object.entries(commyPaths)) {
-      const child = startRemoteChild(["latency-commy", how, server.url, TENANT, `lat-${how}`], env)
+    const commyChild = (mode: string, service: string) => ["latency-commy", mode, server.url, TENANT, service]
+    for (const { key: how, mode, name } of commyPaths) {
+      const child = startRemoteChild(commyChild(mode, `lat-${how}`), env)
       children.push(child)
-      paths.push({ name, child, write: writeT(`lat-${how}`) })
+      paths.push({ key: how, name, child, write: how === "thin" ? thin.write(`lat-${how}`) : writeT(`lat-${how}`) })
     }
     const insecure = Boolean(process.env["COMMY_BENCH_INSECURE"])
     const relay = startRemoteChild(["relay-server", server.dataDir, insecure ? "plain" : "tls"])
     children.push(relay)
     const relayUrl = `${insecure ? "ws" : "wss"}://127.0.0.1:${(await relay.waitForLine("listening ")).slice("listening ".length)}`
-    const relayChild = startRemoteChild(["latency-relay", relayUrl], env)
-    children.push(relayChild)
     const relayWriter = new WebSocket(relayUrl, { ca: server.ca, perMessageDeflate: false })
     await new Promise((resolve, reject) => relayWriter.once("open", resolve).once("error", reject))
+    closers.push(() => relayWriter.close())
     const relayReplies: Array<() => void> = []
     relayWriter.on("message", () => relayReplies.shift()?.())
-    paths.push({
-      name: `floor: bare ws relay, ${insecure ? "ws://" : "wss://"} (no decoding)`,
-      child: relayChild,
-      write: (value) =>
-        new Promise<void>((resolve) => {
-          relayReplies.push(resolve)
-          const frame = Buffer.alloc(8)
-          frame.writeDoubleLE(value)
-          relayWriter.send(frame)
-        })
-    })
+    const relayWrite = (value: number) =>
+      new Promise<void>((resolve) => {
+        relayReplies.push(resolve)
+        const frame = Buffer.alloc(8)
+        frame.writeDoubleLE(value)
+        relayWriter.send(frame)
+      })
+    const relayName = `floor: bare ws relay, ${insecure ? "ws://" : "wss://"} (no decoding)`
+    const relayChild = startRemoteChild(["latency-relay", relayUrl], env)
+    children.push(relayChild)
+    paths.push({ key: "floor", name: relayName, child: relayChild, write: relayWrite })
     if (!("skipped" in redis)) {
       const child = startRemoteChild(["latency-redis", String(redis.port), "lat"])
       children.push(child)
-      paths.push({ name: "Redis PUBLISH → subscriber", child, write: publish })
+      paths.push({ key: "redis", name: "Redis PUBLISH → subscriber", child, write: publish })
     }
     latencies.push(...await driveAll(paths))
-    relayWriter.close()
-    relay.kill()
-    // Then Commy's push path and Redis each alone: a path driven by itself stays warm in the
-    // caches between its writes, which favours the smaller footprint (see docs/benchmarks.md).
-    const alone = async (name: string, args: ReadonlyArray<string>, write: (value: number) => Promise<unknown>) => {
+    // Then each writer path alone: a path driven by itself stays warm in the caches between its
+    // writes, which favours the smaller footprint (see docs/benchmarks.md).
+    const alone = async (key: string, name: string, args: ReadonlyArray<string>, write: (value: number) => Promise<unknown>) => {
       const child = startRemoteChild(args, env)
       children.push(child)
-      aloneLatencies.push(...await driveAll([{ name, child, write }]))
+      aloneLatencies.push(...await driveAll([{ key, name: `${name}, alone`, child, write }]))
     }
-    await alone("Commy write → changed push (transport onPush), alone", ["latency-commy", "transport", server.url, TENANT, "lat-transport"], writeT("lat-transport"))
+    await alone("thin", commyPaths[0].name, commyChild("transport", "lat-thin"), thin.write("lat-thin"))
+    await alone("transport", commyPaths[1].name, commyChild("transport", "lat-transport"), writeT("lat-transport"))
+    await alone("floor", relayName, ["latency-relay", relayUrl], relayWrite)
     if (!("skipped" in redis)) {
-      await alone("Redis PUBLISH → subscriber, alone", ["latency-redis", String(redis.port), "lat"], publish)
+      await alone("redis", "Redis PUBLISH → subscriber", ["latency-redis", String(redis.port), "lat"], publish)
     }
+    relay.kill()
 
     // ---- 2. round trip ----
     progress(`remote: round trips at depth 1: ${RTT_WARMUP} warm-up, then ${RTT_ROUNDS} alternating rounds of ${RTT_PER_ROUND}`)
@@ -616,6 +655,7 @@ export const runRemote = async (): Promise<GroupSummary> => {
       }
     }
   } finally {
+    for (const close of closers) close()
     for (const child of children) child.kill()
     await Effect.runPromise(Scope.close(scope, Exit.void))
     for (const server of servers) await stopTestServer(server).catch(() => undefined)
@@ -627,13 +667,20 @@ export const runRemote = async (): Promise<GroupSummary> => {
 
   // ---------- report ----------
   const lines: Array<string> = []
-  const commyLat = stats(latencies[0]!)
-  const watchLat = stats(latencies[1]!)
-  const onChangeLat = stats(latencies[2]!)
-  const floorLat = stats(latencies[3]!)
-  const commyAlone = stats(aloneLatencies[0]!)
-  const redisAlone = aloneLatencies[1] ? stats(aloneLatencies[1]) : undefined
-  const redisLat = latencies[4] ? stats(latencies[4]) : undefined
+  const find = (list: ReadonlyArray<Distribution>, key: string) => {
+    const d = list.find((l) => l.key === key)
+    return d && stats(d)
+  }
+  const thinLat = find(latencies, "thin")!
+  const commyLat = find(latencies, "transport")!
+  const watchLat = find(latencies, "watch")!
+  const onChangeLat = find(latencies, "onchange")!
+  const floorLat = find(latencies, "floor")!
+  const redisLat = find(latencies, "redis")
+  const thinAlone = find(aloneLatencies, "thin")!
+  const commyAlone = find(aloneLatencies, "transport")!
+  const floorAlone = find(aloneLatencies, "floor")!
+  const redisAlone = find(aloneLatencies, "redis")
   const commyRtt = rtts[0]!
   const redisRtt = rtts[1]
   const commyFan = fans[0]!
@@ -649,9 +696,12 @@ export const runRemote = async (): Promise<GroupSummary> => {
   output(table(
     ["metric", "Commy", "Redis", "Commy ÷ Redis", "target"],
     [
-      ["write → other client's push, p50 µs", fmt(commyLat.p50), r(redisLat?.p50), x(commyLat.p50, redisLat?.p50), "≤ 1.5×"],
-      ["write → other client's push, p90 µs", fmt(commyLat.p90), r(redisLat?.p90), x(commyLat.p90, redisLat?.p90), ""],
-      ["write → other client's push, p99 µs", fmt(commyLat.p99), r(redisLat?.p99), x(commyLat.p99, redisLat?.p99), "≤ 1.5×"],
+      ["write → other client's push (thin writers), p50 µs", fmt(thinLat.p50), r(redisLat?.p50), x(thinLat.p50, redisLat?.p50), "≤ 1.5×"],
+      ["write → other client's push (thin writers), p90 µs", fmt(thinLat.p90), r(redisLat?.p90), x(thinLat.p90, redisLat?.p90), ""],
+      ["write → other client's push (thin writers), p99 µs", fmt(thinLat.p99), r(redisLat?.p99), x(thinLat.p99, redisLat?.p99), "≤ 1.5×"],
+      ["the same, each path alone, p50 µs", fmt(thinAlone.p50), r(redisAlone?.p50), x(thinAlone.p50, redisAlone?.p50), "≤ 1.5×"],
+      ["the same, each path alone, p99 µs", fmt(thinAlone.p99), r(redisAlone?.p99), x(thinAlone.p99, redisAlone?.p99), "≤ 1.5×"],
+      ["write via the Effect API → push, p50 µs", fmt(commyLat.p50), r(redisLat?.p50), x(commyLat.p50, redisLat?.p50), ""],
       ["round trip (read / GET), p50 µs", fmt(percentile(commyRtt.sorted, 50)), r(redisRtt && percentile(redisRtt.sorted, 50)), x(percentile(commyRtt.sorted, 50), redisRtt && percentile(redisRtt.sorted, 50)), ""],
       ["round trip (read / GET), p99 µs", fmt(percentile(commyRtt.sorted, 99)), r(redisRtt && percentile(redisRtt.sorted, 99)), x(percentile(commyRtt.sorted, 99), redisRtt && percentile(redisRtt.sorted, 99)), ""],
       ["requests/s at depth 1", fmt(commyRtt.perSecond), r(redisRtt?.perSecond), x(commyRtt.perSecond, redisRtt?.perSecond), ""],
@@ -673,7 +723,7 @@ export const runRemote = async (): Promise<GroupSummary> => {
     ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × Redis", "p99 × Redis", "p50 × floor"],
     [
       ...latencies.map((d) => latencyRow(d, redisLat, floorLat)),
-      ...aloneLatencies.map((d) => latencyRow(d, redisAlone, undefined))
+      ...aloneLatencies.map((d) => latencyRow(d, redisAlone, floorAlone))
     ],
     ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
   ))
@@ -702,22 +752,22 @@ export const runRemote = async (): Promise<GroupSummary> => {
   }
 
   const met = (ok: boolean) => (ok ? "met" : "NOT met")
-  if (redisLat) {
+  /** "p50 a vs b µs = r× (target ≤ 1.5×: met); p99 …" for one Commy path against Redis measured the same way. */
+  const versus = (commy: LatencyStats, redis: LatencyStats, target: boolean) =>
+    `p50 ${fmt(commy.p50)} vs ${fmt(redis.p50)} µs = ${ratio(commy.p50 / redis.p50)}${target ? ` (target ≤ 1.5×: ${met(commy.p50 <= 1.5 * redis.p50)})` : ""}; ` +
+    `p99 ${fmt(commy.p99)} vs ${fmt(redis.p99)} µs = ${ratio(commy.p99 / redis.p99)}${target ? ` (${met(commy.p99 <= 1.5 * redis.p99)})` : ""}`
+  if (redisLat && redisAlone) {
+    lines.push(`remote: write → push vs Redis PUBLISH → subscriber, thin writers (raw ws / raw RESP), paths interleaved: ${versus(thinLat, redisLat, true)}`)
+    lines.push(`remote: the same, each path alone: ${versus(thinAlone, redisAlone, true)}`)
     lines.push(
-      `remote: write → push (paths interleaved) p50 ${fmt(commyLat.p50)} µs vs Redis pub/sub ${fmt(redisLat.p50)} µs = ${ratio(commyLat.p50 / redisLat.p50)} (target ≤ 1.5×: ${met(commyLat.p50 <= 1.5 * redisLat.p50)}); ` +
-        `p99 ${fmt(commyLat.p99)} vs ${fmt(redisLat.p99)} µs = ${ratio(commyLat.p99 / redisLat.p99)} (${met(commyLat.p99 <= 1.5 * redisLat.p99)})`
+      `remote: writing through the Effect API (Effect.runPromise(request) per write): interleaved ${versus(commyLat, redisLat, false)}; ` +
+        `alone p50 ${fmt(commyAlone.p50)} µs = ${ratio(commyAlone.p50 / redisAlone.p50)}`
     )
-  } else lines.push(`remote: write → push p50 ${fmt(commyLat.p50)} µs, p99 ${fmt(commyLat.p99)} µs (Redis skipped: no ratio)`)
-  if (redisAlone) {
-    lines.push(
-      `remote: each alone (not interleaved): write → push p50 ${fmt(commyAlone.p50)} µs vs Redis ${fmt(redisAlone.p50)} µs = ${ratio(commyAlone.p50 / redisAlone.p50)} ` +
-        `(${met(commyAlone.p50 <= 1.5 * redisAlone.p50)}); p99 ${fmt(commyAlone.p99)} vs ${fmt(redisAlone.p99)} µs = ${ratio(commyAlone.p99 / redisAlone.p99)}`
-    )
-  }
+  } else lines.push(`remote: write → push p50 ${fmt(thinLat.p50)} µs, p99 ${fmt(thinLat.p99)} µs (Redis skipped: no ratio)`)
   lines.push(
-    `remote: floor (bare ws relay, no decoding) p50 ${fmt(floorLat.p50)} µs` +
-      (redisLat ? ` = ${ratio(floorLat.p50 / redisLat.p50)} Redis` : "") +
-      `; Commy's push p50 = ${ratio(commyLat.p50 / floorLat.p50)} the floor`
+    `remote: floor (bare ws relay, no decoding) p50 ${fmt(floorLat.p50)} µs interleaved, ${fmt(floorAlone.p50)} µs alone` +
+      (redisLat && redisAlone ? ` = ${ratio(floorLat.p50 / redisLat.p50)} / ${ratio(floorAlone.p50 / redisAlone.p50)} Redis` : "") +
+      `; Commy's push (thin writer) p50 = ${ratio(thinLat.p50 / floorLat.p50)} / ${ratio(thinAlone.p50 / floorAlone.p50)} the floor`
   )
   lines.push(
     `remote: at RemoteService.watch (mirror applied + diffed) p50 ${fmt(watchLat.p50)} µs, p99 ${fmt(watchLat.p99)} µs; ` +

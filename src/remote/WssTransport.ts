@@ -54,7 +54,8 @@ export interface TransportOptions {
   readonly maxPayload?: number
 }
 
-type RequestBody = Request extends infer R ? R extends unknown ? Omit<R, "id"> : never : never
+/** A request as sent: any protocol request without its id (the transport assigns one). */
+export type RequestBody = Request extends infer R ? R extends unknown ? Omit<R, "id"> : never : never
 
 export interface SubscriptionCallbacks {
   /** Snapshot, changes and the end of a subscription, in order. */
