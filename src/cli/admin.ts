@@ -16,8 +16,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import { type CommyError, FileError, InvalidArgument, isCommyError } from "../CommyError.js"
-import { servicePath } from "../local/ServiceFiles.js"
+import { type CommyError, InvalidArgument, isCommyError } from "../CommyError.js"
+import { removeServiceFile, servicePath } from "../local/ServiceFiles.js"
 import { databaseFile, defaultDataDir, ensureDir, servicesDir } from "../server/DataDir.js"
 import { MetadataStore, type Right } from "../server/MetadataStore.js"
 import { allRights, isRight, layer } from "../server/SqliteMetadataStore.js"
@@ -101,16 +101,13 @@ const tenantList = Command.make(
 ).pipe(Command.withDescription("List tenants"))
 
 /**
- * Removes the files of deleted services from the default services directory; missing files are
- * fine (non-persistent services may never have been written, or live elsewhere).
+ * Removes the files of deleted services from the default services directory (flagged first, so
+ * processes still mapping one stop); missing files are fine (non-persistent services may never
+ * have been written, or live elsewhere).
  */
 const removeServiceFiles = (dir: string, ids: ReadonlyArray<string>) =>
   Effect.forEach(ids, (id) =>
-    Effect.try({
-      try: () => fs.rmSync(servicePath(servicesDir(dir), id), { force: true }),
-      catch: (cause) =>
-        new FileError({ message: `cannot remove the file of service ${id}: ${String(cause)}`, cause })
-    }), { discard: true })
+    fs.existsSync(servicePath(servicesDir(dir), id)) ? removeServiceFile(servicesDir(dir), id) : Effect.void, { discard: true })
 
 const tenantDelete = Command.make(
   "delete",

@@ -7,16 +7,18 @@
  * and a creator killed midway leaves only a temp file that the next `prepareRoot` removes.
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type CommyError, InvalidArgument } from "../CommyError.js"
-import type { NativeAddon } from "../native/NativeAddon.js"
+import { loadNative, type NativeAddon } from "../native/NativeAddon.js"
 import { fromNativeError } from "../native/NativeError.js"
 import { type CreateOptions, initHeader, planFile } from "./Directory.js"
 import { type FileAccessorService, makeBuffer, makeLocal } from "./FileAccessor.js"
+import { FILE_DELETED, H_CHANGE_GEN, H_FLAGS, H_MAGIC, MAGIC, PAGE } from "./layout.js"
 import { processAlive } from "./Slots.js"
 import { VirtualFile } from "./VirtualFile.js"
 
@@ -119,8 +121,47 @@ export const removeServiceFile = (root: string, id: string): Effect.Effect<void,
   Effect.gen(function*() {
     const badId = checkServiceId(id)
     if (badId) return yield* badId
-    yield* fsTry(`removeServiceFile(${id})`, () => fs.rmSync(servicePath(root, id)))
+    const file = servicePath(root, id)
+    // Best effort: a file that cannot be marked is still removed.
+    yield* Effect.ignore(fsTry(`removeServiceFile(${id})`, () => markDeleted(file)))
+    yield* fsTry(`removeServiceFile(${id})`, () => fs.rmSync(file))
   })
+
+/**
+ * Flags a service file deleted (header FILE_DELETED) just before it is unlinked, and wakes its
+ * watchers: processes that still map it then get ServiceNotFound from writes and from their
+ * watchers instead of writing on into a file nobody will open again. Leaves alone a file that
+ * is not a service file.
+ */
+const markDeleted = (file: string): void => {
+  const native = loadNative()
+  if (Either.isRight(native)) {
+    const mapping = native.right.map(file, true, PAGE)
+    try {
+      if (Buffer.from(mapping.buffer, H_MAGIC, MAGIC.length).toString("latin1") !== MAGIC) return
+      const words = new Int32Array(mapping.buffer, 0, PAGE >>> 2)
+      Atomics.or(words, H_FLAGS >>> 2, FILE_DELETED)
+      Atomics.add(words, H_CHANGE_GEN >>> 2, 1)
+      mapping.wake(H_CHANGE_GEN, 0x7fffffff)
+    } finally {
+      mapping.close()
+    }
+    return
+  }
+  // No addon, so no futex: plain writes, which sleeping watchers see at their next timeout scan.
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW)
+  try {
+    const header = Buffer.alloc(H_CHANGE_GEN + 4)
+    if (fs.readSync(fd, header, 0, header.length, 0) < header.length) return
+    if (header.toString("latin1", H_MAGIC, H_MAGIC + MAGIC.length) !== MAGIC) return
+    header.writeUInt32LE((header.readUInt32LE(H_FLAGS) | FILE_DELETED) >>> 0, H_FLAGS)
+    header.writeUInt32LE((header.readUInt32LE(H_CHANGE_GEN) + 1) >>> 0, H_CHANGE_GEN)
+    fs.writeSync(fd, header, H_FLAGS, 4, H_FLAGS)
+    fs.writeSync(fd, header, H_CHANGE_GEN, 4, H_CHANGE_GEN)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
 
 /** A service file in process memory, with the same format (tests, remote mirrors). */
 export const bufferServiceFile = (options: CreateOptions = {}): Effect.Effect<VirtualFile, CommyError> =>

@@ -18,10 +18,12 @@ import {
   C_VALUE,
   C_VERSION,
   copySize,
+  FILE_DELETED,
   getU64,
   H_BATCH_OWNER,
   H_BATCH_SEQ,
   H_CHANGE_GEN,
+  H_FLAGS,
   H_JOURNAL_COUNT,
   H_WAITERS,
   JOURNAL_ENTRY_SIZE,
@@ -102,6 +104,14 @@ export class SlotMemory {
     this.view = new DataView(buffer)
     this.words = new Int32Array(buffer, 0, buffer.byteLength >>> 2)
     this.pid = pid
+  }
+
+  /**
+   * True once the service was deleted (its file is about to be, or was, unlinked): writes here
+   * would reach nobody. A plain load: it is advice, checked once per write and per scan.
+   */
+  deleted(): boolean {
+    return (this.words[H_FLAGS >>> 2]! & FILE_DELETED) !== 0
   }
 
   // ---------- reads ----------

@@ -14,6 +14,7 @@ import {
   InvalidArgument,
   LockTimeout,
   PermissionDenied,
+  ServiceNotFound,
   TypeMismatch,
   UnsupportedVersion,
   ValueTooLarge,
@@ -64,7 +65,7 @@ export interface Variable<A> {
   readonly compareAndSet: (expected: number, value: A) => Effect.Effect<number, WriteError | VersionConflict>
 }
 
-export type WriteError = TypeMismatch | ValueTooLarge | LockTimeout | PermissionDenied
+export type WriteError = TypeMismatch | ValueTooLarge | LockTimeout | PermissionDenied | ServiceNotFound
 
 /** One write of a batch: a handle and its new value. */
 export interface BatchWrite<A = any> {
@@ -104,8 +105,8 @@ export class VirtualFile {
   static open(
     accessor: FileAccessorService,
     path?: string
-  ): Effect.Effect<VirtualFile, CorruptFile | UnsupportedVersion> {
-    return lazy<VirtualFile, CorruptFile | UnsupportedVersion>(() => {
+  ): Effect.Effect<VirtualFile, CorruptFile | UnsupportedVersion | ServiceNotFound> {
+    return lazy<VirtualFile, CorruptFile | UnsupportedVersion | ServiceNotFound>(() => {
       const memory = new SlotMemory(accessor.buffer, () => accessor.wake(H_CHANGE_GEN), accessor.writable)
       const file = new VirtualFile(accessor, memory, path)
       const failed = file.refresh()
@@ -113,8 +114,9 @@ export class VirtualFile {
     })
   }
 
-  /** Re-reads the directory if another process changed the layout. */
-  refresh(): CorruptFile | UnsupportedVersion | undefined {
+  /** Re-reads the directory if another process changed the layout; fails once the service was deleted. */
+  refresh(): CorruptFile | UnsupportedVersion | ServiceNotFound | undefined {
+    if (this.memory.deleted()) return this.deletedError()
     const generation = Atomics.load(this.memory.words, H_LAYOUT_GEN >>> 2)
     if (generation === this.layoutGeneration) return undefined
     const header = readHeader(this.memory.view, this.path)
@@ -128,6 +130,17 @@ export class VirtualFile {
     if (this.memory.ownVersions.length !== header.dirCapacity) this.memory.ownVersions = new Float64Array(header.dirCapacity)
     this.layoutGeneration = header.layoutGeneration
     return undefined
+  }
+
+  private deletedError(): ServiceNotFound {
+    const service = this.path ?? "memory"
+    return new ServiceNotFound({ message: `${service} was deleted`, service })
+  }
+
+  /** Why this process may not write here now, if it may not. */
+  private writeRefused(what: string): PermissionDenied | ServiceNotFound | undefined {
+    if (!this.memory.writable) return new PermissionDenied({ message: `cannot write ${what}: the file is open read-only` })
+    return this.memory.deleted() ? this.deletedError() : undefined
   }
 
   /** Header fields as of the last refresh (data region bounds for the watcher); built once per refresh. */
@@ -214,8 +227,8 @@ export class VirtualFile {
   }
 
   /** Every live variable with its current version. */
-  get list(): Effect.Effect<ReadonlyArray<VariableInfo>, CorruptFile | UnsupportedVersion> {
-    return lazy<ReadonlyArray<VariableInfo>, CorruptFile | UnsupportedVersion>(() => {
+  get list(): Effect.Effect<ReadonlyArray<VariableInfo>, CorruptFile | UnsupportedVersion | ServiceNotFound> {
+    return lazy<ReadonlyArray<VariableInfo>, CorruptFile | UnsupportedVersion | ServiceNotFound>(() => {
       const stale = this.refresh()
       if (stale) return Effect.fail(stale)
       return Effect.succeed(
@@ -306,7 +319,8 @@ export class VirtualFile {
   }
 
   private casNow<A>(name: string, ref: SlotRef, type: VarType.VarType<A>, expected: number, value: A): number | WriteError | VersionConflict {
-    if (!this.memory.writable) return new PermissionDenied({ message: `cannot write ${name}: read-only` })
+    const refused = this.writeRefused(name)
+    if (refused) return refused
     const problem = type.check(value)
     if (problem !== undefined) return valueError(name, type, problem)
     const result = this.memory.compareAndSet(ref, type, expected, value)
@@ -330,7 +344,8 @@ export class VirtualFile {
   writeBatchNow(writes: ReadonlyArray<BatchWrite>): ReadonlyArray<number> | CommyError {
     if (writes.length === 0) return []
     if (writes.length > MAX_BATCH) return new InvalidArgument({ message: `a batch holds at most ${MAX_BATCH} writes` })
-    if (!this.memory.writable) return new PermissionDenied({ message: "the file is open read-only" })
+    const refused = this.writeRefused("a batch")
+    if (refused) return refused
     const items: Array<BatchItem> = []
     const seen = new Set<number>()
     for (const { value, variable } of writes) {
@@ -376,7 +391,7 @@ export class VirtualFile {
 
   private readonly handles = new WeakMap<Variable<any>, { readonly ref: SlotRef }>()
 
-  private lookup(name: string): Entry | VariableNotFound | CorruptFile | UnsupportedVersion {
+  private lookup(name: string): Entry | VariableNotFound | CorruptFile | UnsupportedVersion | ServiceNotFound {
     const stale = this.refresh()
     if (stale) return stale
     return this.entries.get(name) ?? this.notFound(name)
@@ -415,7 +430,8 @@ export class VirtualFile {
     const name = entry.name
     const hot = memory.handle(ref, type)
     const writeChecked = (value: A): number | WriteError => {
-      if (!memory.writable) return new PermissionDenied({ message: `cannot write ${name}: the file is open read-only` })
+      const refused = this.writeRefused(name)
+      if (refused) return refused
       const problem = type.check(value)
       if (problem !== undefined) return valueError(name, type, problem)
       return hot.set(value)

@@ -20,7 +20,7 @@ export const H_DATA_USED = 32 // u64: end of the last allocated slot (absolute)
 export const H_DIR_CAPACITY = 40 // u32: directory entries available
 export const H_DIR_COUNT = 44 // u32: directory entries ever used (high-water mark)
 export const H_LAYOUT_GEN = 48 // u32: bumped after every define/remove
-export const H_FLAGS = 52 // u32: reserved, 0
+export const H_FLAGS = 52 // u32: file flags (FILE_DELETED)
 export const H_CHANGE_GEN = 64 // u32: bumped after every committed write (the futex word)
 export const H_WAITERS = 68 // u32: processes asleep on H_CHANGE_GEN
 export const H_BATCH_OWNER = 72 // u32: pid holding the batch lock, 0 = free
@@ -47,6 +47,9 @@ export const E_FLAGS = 20 // u32: bit 0 persistent
 export const E_NAME_LENGTH = 24 // u32: UTF-8 bytes
 export const E_NAME = 32 // u8[96]
 export const MAX_NAME_BYTES = ENTRY_SIZE - E_NAME
+
+/** H_FLAGS bit: the service was deleted; set just before the file is unlinked. */
+export const FILE_DELETED = 1
 
 export const STATE_FREE = 0
 export const STATE_LIVE = 1

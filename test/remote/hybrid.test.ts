@@ -50,5 +50,10 @@ describe("hybrid access", () => {
       const writer = yield* Effect.map(clientLayer(writeOnlyKey), (ctx) => ctx.unsafeMap.get(RemoteClient.key) as RemoteClient["Type"])
       const mapped = yield* Effect.either(writer.openLocal("acme", "hybrid", { writable: true }))
       expect(Either.isLeft(mapped) && mapped.left.code).toBe("PERMISSION_DENIED")
+
+      // deleted on the server: the mapping stops taking writes (they would reach nobody)
+      yield* admin.deleteService("acme", "hybrid")
+      const late = yield* Effect.either(gauge.set(4.5))
+      expect(Either.isLeft(late) && late.left.code).toBe("SERVICE_NOT_FOUND")
     }).pipe(Effect.scoped), 60_000)
 })
