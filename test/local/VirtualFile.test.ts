@@ -155,7 +155,8 @@ describe("VirtualFile", () => {
           yield* Effect.either(file.define("gamma", Var.u64))
         }
       }
-      expect([...codes].every((c) => ["CORRUPT_FILE", "UNSUPPORTED_VERSION", "VARIABLE_NOT_FOUND"].includes(c))).toBe(true)
+      // SERVICE_NOT_FOUND: byte 52 is the flags word, whose bit 0 marks a deleted service.
+      expect([...codes].every((c) => ["CORRUPT_FILE", "UNSUPPORTED_VERSION", "VARIABLE_NOT_FOUND", "SERVICE_NOT_FOUND"].includes(c))).toBe(true)
       expect(codes.has("CORRUPT_FILE")).toBe(true)
       expect(codes.has("UNSUPPORTED_VERSION")).toBe(true)
     }))
