@@ -20,7 +20,7 @@ describe("a deleted service", () => {
     Effect.gen(function*() {
       const root = yield* tempDir
       const id = yield* createServiceFile(root)
-      const child = startChild("vfChild.ts", ["watch-end", root, id])
+      const child = yield* Effect.acquireRelease(Effect.sync(() => startChild("vfChild.ts", ["watch-end", root, id])), (c) => Effect.sync(() => c.kill()))
       yield* Effect.promise(() => child.waitForLine((l) => l === "ready"))
       yield* removeServiceFile(root, id)
       const done = yield* Effect.promise(() => child.exited)
