@@ -7,7 +7,9 @@
  * For reference, in the same run and interleaved write by write: a bare futex ping through the
  * addon's native waiter (word + timestamp in a 4 KiB file, FUTEX_WAKE from here), the floor
  * under the Watcher's path; and the Watcher's sleep alone (`accessor.wait` in an Effect fiber,
- * then `unsafeGet`), which splits the Watcher's time into waking up and scanning.
+ * then `unsafeGet`), which splits the Watcher's time into waking up and scanning. Then the floor
+ * and the two Watcher paths run again each alone (one writer, one watcher: the target's setup),
+ * where no other process competes for the two CPUs at a wake.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -30,6 +32,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const hrnow = () => Number(process.hrtime.bigint())
 
 interface Distribution {
+  readonly key: string
   readonly name: string
   readonly sent: number
   readonly received: number
@@ -40,6 +43,7 @@ interface Distribution {
 }
 
 interface Target {
+  readonly key: string
   readonly name: string
   readonly child: LiveChild
   readonly write: (value: number) => void
@@ -79,13 +83,13 @@ const drive = async (targets: ReadonlyArray<Target>): Promise<Array<Distribution
   await sleep(20)
   for (const costs of writeCosts) costs.length = SAMPLES
   await round(() => -1)
-  return Promise.all(targets.map(async ({ child, name }, i) => {
+  return Promise.all(targets.map(async ({ child, key, name }, i) => {
     const line = await child.waitForLine((l) => l.startsWith("samples "), 10_000)
     const result = await child.exited
     if (result.code !== 0) throw new Error(`${name}: child exited ${result.code}: ${result.stderr.slice(-1000)}`)
     const samples = JSON.parse(line.slice("samples ".length)) as Array<number>
     const sorted = Float64Array.from(samples, (ns) => ns / 1000).sort()
-    return { name, sent: SAMPLES, received: sorted.length, sorted, writeCosts: Float64Array.from(writeCosts[i]!).sort() }
+    return { key, name, sent: SAMPLES, received: sorted.length, sorted, writeCosts: Float64Array.from(writeCosts[i]!).sort() }
   }))
 }
 
@@ -100,7 +104,8 @@ export const runLatency = async (): Promise<GroupSummary> => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "commy-bench-latency-"))
   const scope = Effect.runSync(Scope.make())
   const children: Array<LiveChild> = []
-  let distributions: Array<Distribution> = []
+  let interleaved: Array<Distribution> = []
+  const alone: Array<Distribution> = []
   const pingFile = path.join(root, "ping.bin")
   fs.writeFileSync(pingFile, Buffer.alloc(4096), { mode: 0o600 })
   const mapping = binding.map(pingFile, true, 4096)
@@ -119,16 +124,11 @@ export const runLatency = async (): Promise<GroupSummary> => {
     const watched = await Effect.runPromise(serviceWithT)
     const called = await Effect.runPromise(serviceWithT)
     const waited = await Effect.runPromise(serviceWithT)
-    progress("latency: starting four receiving children (bundled with esbuild)")
-    const futexChild = startChild("latencyChild.ts", ["futex", pingFile])
-    const waitChild = startChild("latencyChild.ts", ["wait", root, waited.id])
-    const watchChild = startChild("latencyChild.ts", ["watch", root, watched.id])
-    const callbackChild = startChild("latencyChild.ts", ["callback", root, called.id])
-    children.push(futexChild, waitChild, watchChild, callbackChild)
-    distributions = await drive([
+    const paths: Array<{ key: string; name: string; args: Array<string>; write: (value: number) => void }> = [
       {
+        key: "futex",
         name: "bare futex ping (native waiter → JS promise)",
-        child: futexChild,
+        args: ["futex", pingFile],
         write: (value) => {
           view.setFloat64(8, value, true)
           Atomics.add(words, 0, 1)
@@ -136,21 +136,37 @@ export const runLatency = async (): Promise<GroupSummary> => {
         }
       },
       {
+        key: "wait",
         name: "accessor.wait in a fiber, then unsafeGet (no diff)",
-        child: waitChild,
+        args: ["wait", root, waited.id],
         write: (value) => void waited.t.unsafeSet(value)
       },
       {
+        key: "watch",
         name: "Watcher event, Stream (watch, values: true)",
-        child: watchChild,
+        args: ["watch", root, watched.id],
         write: (value) => void watched.t.unsafeSet(value)
       },
       {
+        key: "callback",
         name: "Watcher event, callback (onChange, values: true)",
-        child: callbackChild,
+        args: ["callback", root, called.id],
         write: (value) => void called.t.unsafeSet(value)
       }
-    ])
+    ]
+    const launch = (path: (typeof paths)[number], suffix = ""): Target => {
+      const child = startChild("latencyChild.ts", path.args)
+      children.push(child)
+      return { key: path.key, name: path.name + suffix, child, write: path.write }
+    }
+    progress("latency: starting four receiving children (bundled with esbuild)")
+    interleaved = await drive(paths.map((p) => launch(p)))
+    // Then the floor and the two Watcher paths each alone: one writer and one watcher, as the
+    // target is stated, without three other processes competing for the two CPUs at each wake.
+    for (const key of ["futex", "callback", "watch"]) {
+      progress(`latency: ${key} alone`)
+      alone.push(...await drive([launch(paths.find((p) => p.key === key)!, ", alone")]))
+    }
   } finally {
     for (const child of children) child.kill()
     await Effect.runPromise(Scope.close(scope, Exit.void))
@@ -159,35 +175,40 @@ export const runLatency = async (): Promise<GroupSummary> => {
     removeBundles()
   }
 
-  const futex = distributions[0]!
-  const base = stats(futex)
-  output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${WARMUP} warm-up)\n`)
+  const find = (list: ReadonlyArray<Distribution>, key: string) => stats(list.find((d) => d.key === key)!)
+  const base = find(interleaved, "futex")
+  const baseAlone = find(alone, "futex")
+  const row = (floor: ReturnType<typeof stats>) => (d: Distribution) => {
+    const s = stats(d)
+    return [
+      d.name,
+      `${d.received}/${d.sent}`,
+      fmt(s.min),
+      fmt(s.p50),
+      fmt(s.p90),
+      fmt(s.p99),
+      fmt(s.max),
+      ratio(s.p50 / floor.p50),
+      ratio(s.p99 / floor.p99),
+      `${fmt(percentile(d.writeCosts, 50))} / ${fmt(percentile(d.writeCosts, 99))}`
+    ]
+  }
+  output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${WARMUP} warm-up; first the four paths interleaved write by write, then three of them each alone)\n`)
   output(table(
     ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × futex", "p99 × futex", "write call p50 / p99"],
-    distributions.map((d) => {
-      const s = stats(d)
-      return [
-        d.name,
-        `${d.received}/${d.sent}`,
-        fmt(s.min),
-        fmt(s.p50),
-        fmt(s.p90),
-        fmt(s.p99),
-        fmt(s.max),
-        ratio(s.p50 / base.p50),
-        ratio(s.p99 / base.p99),
-        `${fmt(percentile(d.writeCosts, 50))} / ${fmt(percentile(d.writeCosts, 99))}`
-      ]
-    }),
+    [...interleaved.map(row(base)), ...alone.map(row(baseAlone))],
     ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
   ))
-  const stream = stats(distributions[2]!)
-  const callback = stats(distributions[3]!)
   const verdict = (value: number, target: number) => (value <= target ? "met" : "NOT met")
-  const lines = [
-    `latency: Watcher p50 ${fmt(callback.p50)} µs via onChange, ${fmt(stream.p50)} µs via the Stream (target ≤ 50 µs: ${verdict(callback.p50, 50)} / ${verdict(stream.p50, 50)}); bare futex p50 ${fmt(base.p50)} µs`,
-    `latency: Watcher p99 ${fmt(callback.p99)} µs via onChange, ${fmt(stream.p99)} µs via the Stream (target ≤ 300 µs: ${verdict(callback.p99, 300)} / ${verdict(stream.p99, 300)}); bare futex p99 ${fmt(base.p99)} µs`
-  ]
+  const summary = (how: string, floor: ReturnType<typeof stats>, list: ReadonlyArray<Distribution>) => {
+    const callback = find(list, "callback")
+    const stream = find(list, "watch")
+    return [
+      `latency (${how}): Watcher p50 ${fmt(callback.p50)} µs via onChange, ${fmt(stream.p50)} µs via the Stream (target ≤ 50 µs: ${verdict(callback.p50, 50)} / ${verdict(stream.p50, 50)}); bare futex p50 ${fmt(floor.p50)} µs`,
+      `latency (${how}): Watcher p99 ${fmt(callback.p99)} µs via onChange, ${fmt(stream.p99)} µs via the Stream (target ≤ 300 µs: ${verdict(callback.p99, 300)} / ${verdict(stream.p99, 300)}); bare futex p99 ${fmt(floor.p99)} µs`
+    ]
+  }
+  const lines = [...summary("paths interleaved", base, interleaved), ...summary("each alone", baseAlone, alone)]
   output("")
   for (const line of lines) output(`- ${line}`)
   return { lines }
