@@ -430,8 +430,8 @@ export class VirtualFile {
     const name = entry.name
     const hot = memory.handle(ref, type)
     const writeChecked = (value: A): number | WriteError => {
-      const refused = this.writeRefused(name)
-      if (refused) return refused
+      // Inline checks on the hot path; the error is built only when one fails.
+      if (!memory.writable || memory.deleted()) return this.writeRefused(name)!
       const problem = type.check(value)
       if (problem !== undefined) return valueError(name, type, problem)
       return hot.set(value)
