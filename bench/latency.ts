@@ -28,6 +28,12 @@ const WARMUP = 200
 const SAMPLES = 2000
 const SPACING_MS = 1
 
+/** A write of this value wakes the receiver without being recorded (warm-up inside "alone" blocks). */
+const UNRECORDED = -3
+/** "Alone": measured writes per block of one path, after BLOCK_WARMUP unrecorded ones. */
+const BLOCK = 250
+const BLOCK_WARMUP = 20
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const hrnow = () => Number(process.hrtime.bigint())
 
@@ -50,38 +56,50 @@ interface Target {
 }
 
 /**
- * Drives the children together, interleaved (one write to each in turn, ~SPACING_MS apart), so
- * every path sees the same machine noise: warm-up writes, a -2 marker (clears the samples), the
- * measured writes, then -1 (stop). Returns each child's samples.
+ * Drives the children together, so every path sees the same machine noise: warm-up writes, a -2
+ * marker (clears the samples), the measured writes, then -1 (stop). `interleaved`: one write to
+ * each in turn, ~SPACING_MS apart. `alone`: blocks of BLOCK writes to one path at a time, each
+ * after BLOCK_WARMUP unrecorded writes, so a path runs by itself yet noise that comes and goes
+ * falls on all of them (paths run one after the other got their p99s from different minutes).
+ * Returns each child's samples.
  */
-const drive = async (targets: ReadonlyArray<Target>): Promise<Array<Distribution>> => {
+const drive = async (targets: ReadonlyArray<Target>, how: "interleaved" | "alone"): Promise<Array<Distribution>> => {
   for (const t of targets) await t.child.waitForLine((l) => l === "ready")
   await sleep(100)
   // How long each write call itself takes in this process (part of the latency: the timestamp
-  // is taken before the call), µs.
+  // is taken before the call), µs; measured writes only.
   const writeCosts = targets.map(() => [] as Array<number>)
-  const round = async (value: () => number) => {
-    for (const [i, t] of targets.entries()) {
-      const v = value()
-      const before = hrnow()
-      t.write(v)
-      writeCosts[i]!.push((hrnow() - before) / 1000)
-      await sleep(SPACING_MS)
-    }
+  const write = async (i: number, value: number) => {
+    const before = hrnow()
+    targets[i]!.write(value)
+    if (value >= 0) writeCosts[i]!.push((hrnow() - before) / 1000)
+    await sleep(SPACING_MS)
   }
-  progress(`latency: ${WARMUP} warm-up writes per path, interleaved`)
-  for (let i = 0; i < WARMUP; i++) await round(hrnow)
+  const round = async (value: () => number) => {
+    for (let i = 0; i < targets.length; i++) await write(i, value())
+  }
+  progress(`latency: ${WARMUP} warm-up writes per path, ${how}`)
+  if (how === "interleaved") for (let i = 0; i < WARMUP; i++) await round(hrnow)
+  else for (let t = 0; t < targets.length; t++) for (let i = 0; i < WARMUP; i++) await write(t, UNRECORDED)
   await sleep(20)
   await round(() => -2)
   for (const costs of writeCosts) costs.length = 0
   await sleep(20)
-  progress(`latency: ${SAMPLES} measured writes per path, interleaved, ~${SPACING_MS} ms apart`)
-  for (let i = 0; i < SAMPLES; i++) {
-    await round(hrnow)
-    if ((i + 1) % 500 === 0) progress(`latency: ${i + 1}/${SAMPLES}`)
+  progress(`latency: ${SAMPLES} measured writes per path, ${how === "alone" ? `each alone in blocks of ${BLOCK}` : how}, ~${SPACING_MS} ms apart`)
+  if (how === "interleaved") {
+    for (let i = 0; i < SAMPLES; i++) {
+      await round(hrnow)
+      if ((i + 1) % 500 === 0) progress(`latency: ${i + 1}/${SAMPLES}`)
+    }
+  } else {
+    for (let done = 0; done < SAMPLES; done += BLOCK) {
+      for (let t = 0; t < targets.length; t++) {
+        for (let i = 0; i < BLOCK_WARMUP; i++) await write(t, UNRECORDED)
+        for (let i = 0; i < BLOCK; i++) await write(t, hrnow())
+      }
+    }
   }
   await sleep(20)
-  for (const costs of writeCosts) costs.length = SAMPLES
   await round(() => -1)
   return Promise.all(targets.map(async ({ child, key, name }, i) => {
     const line = await child.waitForLine((l) => l.startsWith("samples "), 10_000)
@@ -160,13 +178,11 @@ export const runLatency = async (): Promise<GroupSummary> => {
       return { key: path.key, name: path.name + suffix, child, write: path.write }
     }
     progress("latency: starting four receiving children (bundled with esbuild)")
-    interleaved = await drive(paths.map((p) => launch(p)))
-    // Then the floor and the two Watcher paths each alone: one writer and one watcher, as the
-    // target is stated, without three other processes competing for the two CPUs at each wake.
-    for (const key of ["futex", "callback", "watch"]) {
-      progress(`latency: ${key} alone`)
-      alone.push(...await drive([launch(paths.find((p) => p.key === key)!, ", alone")]))
-    }
+    interleaved = await drive(paths.map((p) => launch(p)), "interleaved")
+    // Then the floor and the two Watcher paths each alone (one writer, one watcher, as the target
+    // is stated), in alternating blocks so that the machine's passing noise falls on all three.
+    const aloneKeys = ["futex", "callback", "watch"]
+    alone.push(...await drive(aloneKeys.map((key) => launch(paths.find((p) => p.key === key)!, ", alone")), "alone"))
   } finally {
     for (const child of children) child.kill()
     await Effect.runPromise(Scope.close(scope, Exit.void))

@@ -213,23 +213,47 @@ interface LatencyPath {
   readonly write: (value: number) => Promise<unknown>
 }
 
+/** Writes of this value warm a path up without being recorded (any negative but -1 and -2). */
+const UNRECORDED = -3
+/** "Alone" blocks: measured writes per block, and unrecorded writes that re-warm the path first. */
+const BLOCK = 250
+const BLOCK_WARMUP = 20
+
 /**
- * Drives every path together, interleaved write by write (one write to each in turn, ~SPACING_MS
- * apart), so each sees the same machine noise and the same warm-up of the shared server: warm-up
- * writes, a -2 marker (clears the samples), the measured writes, then -1 (stop).
+ * Drives the paths together, each seeing the same machine noise and the same warm-up of the
+ * shared server: warm-up writes, a -2 marker (clears the samples), the measured writes, then -1
+ * (stop). `interleaved`: one write to each path in turn, ~SPACING_MS apart. `alone`: blocks of
+ * BLOCK writes to one path at a time, in turn (each block after BLOCK_WARMUP unrecorded writes),
+ * so a path runs by itself, as on a machine where it is the only traffic, yet noise that comes
+ * and goes in the machine falls on every path alike (paths run one after the other did not
+ * compare: their p99s came from different minutes).
  */
-const driveAll = async (paths: ReadonlyArray<LatencyPath>): Promise<Array<Distribution>> => {
+const drive = async (paths: ReadonlyArray<LatencyPath>, how: "interleaved" | "alone"): Promise<Array<Distribution>> => {
   for (const p of paths) await p.child.waitForLine("ready")
   await sleep(100)
+  const write = (p: LatencyPath, value: number) => Promise.all([p.write(value), sleep(SPACING_MS)])
   const round = async (value: () => number) => {
-    for (const p of paths) await Promise.all([p.write(value()), sleep(SPACING_MS)])
+    for (const p of paths) await write(p, value())
   }
-  progress(`remote: latency, ${paths.length} paths interleaved: ${LAT_WARMUP} warm-up writes each, then ${LAT_SAMPLES} measured, ~${SPACING_MS} ms apart`)
-  for (let i = 0; i < LAT_WARMUP; i++) await round(hrnow)
+  if (how === "interleaved") {
+    progress(`remote: latency, ${paths.length} paths interleaved: ${LAT_WARMUP} warm-up writes each, then ${LAT_SAMPLES} measured, ~${SPACING_MS} ms apart`)
+    for (let i = 0; i < LAT_WARMUP; i++) await round(hrnow)
+  } else {
+    progress(`remote: latency, ${paths.length} paths each alone: ${LAT_WARMUP} warm-up writes each, then ${LAT_SAMPLES} measured in blocks of ${BLOCK}, ~${SPACING_MS} ms apart`)
+    for (const p of paths) for (let i = 0; i < LAT_WARMUP; i++) await write(p, UNRECORDED)
+  }
   await sleep(20)
   await round(() => -2)
   await sleep(20)
-  for (let i = 0; i < LAT_SAMPLES; i++) await round(hrnow)
+  if (how === "interleaved") for (let i = 0; i < LAT_SAMPLES; i++) await round(hrnow)
+  else {
+    for (let done = 0; done < LAT_SAMPLES; done += BLOCK) {
+      for (const p of paths) {
+        for (let i = 0; i < BLOCK_WARMUP; i++) await write(p, UNRECORDED)
+        for (let i = 0; i < BLOCK; i++) await write(p, hrnow())
+      }
+    }
+  }
   await sleep(50)
   for (const p of paths) await p.write(-1)
   return Promise.all(paths.map(async ({ child, key, name }) => {
@@ -569,20 +593,23 @@ export const runRemote = async (): Promise<GroupSummary> => {
       children.push(child)
       paths.push({ key: "redis", name: "Redis PUBLISH → subscriber", child, write: publish })
     }
-    latencies.push(...await driveAll(paths))
-    // Then each writer path alone: a path driven by itself stays warm in the caches between its
-    // writes, which favours the smaller footprint (see docs/benchmarks.md).
-    const alone = async (key: string, name: string, args: ReadonlyArray<string>, write: (value: number) => Promise<unknown>) => {
+    latencies.push(...await drive(paths, "interleaved"))
+    // Then each writer path alone (fresh receivers; see `drive`): a path driven by itself stays
+    // warm in the caches between its writes, which favours the smaller footprint.
+    const aloneChild = (args: ReadonlyArray<string>) => {
       const child = startRemoteChild(args, env)
       children.push(child)
-      aloneLatencies.push(...await driveAll([{ key, name: `${name}, alone`, child, write }]))
+      return child
     }
-    await alone("thin", commyPaths[0].name, commyChild("transport", "lat-thin"), thin.write("lat-thin"))
-    await alone("transport", commyPaths[1].name, commyChild("transport", "lat-transport"), writeT("lat-transport"))
-    await alone("floor", relayName, ["latency-relay", relayUrl], relayWrite)
+    const alonePaths: Array<LatencyPath> = [
+      { key: "thin", name: `${commyPaths[0].name}, alone`, child: aloneChild(commyChild("transport", "lat-thin")), write: thin.write("lat-thin") },
+      { key: "transport", name: `${commyPaths[1].name}, alone`, child: aloneChild(commyChild("transport", "lat-transport")), write: writeT("lat-transport") },
+      { key: "floor", name: `${relayName}, alone`, child: aloneChild(["latency-relay", relayUrl]), write: relayWrite }
+    ]
     if (!("skipped" in redis)) {
-      await alone("redis", "Redis PUBLISH → subscriber", ["latency-redis", String(redis.port), "lat"], publish)
+      alonePaths.push({ key: "redis", name: "Redis PUBLISH → subscriber, alone", child: aloneChild(["latency-redis", String(redis.port), "lat"]), write: publish })
     }
+    aloneLatencies.push(...await drive(alonePaths, "alone"))
     relay.kill()
 
     // ---- 2. round trip ----
