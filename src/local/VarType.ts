@@ -173,7 +173,12 @@ export const bytes = (capacity: number): VarType<Uint8Array> => ({
       : value.length > capacity
       ? `${value.length} bytes exceed capacity ${capacity}`
       : undefined,
-  write: (view, offset, value) => (bytesOf(view, offset, value.length).set(value), value.length),
+  write: (view, offset, value) => {
+    // Small values byte by byte: a view per write would be the write's only allocation.
+    if (value.length <= 16) for (let i = 0; i < value.length; i++) view.setUint8(offset + i, value[i]!)
+    else bytesOf(view, offset, value.length).set(value)
+    return value.length
+  },
   read: (view, offset, length) => bytesOf(view, offset, length).slice()
 })
 

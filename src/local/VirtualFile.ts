@@ -347,12 +347,13 @@ export class VirtualFile {
     const refused = this.writeRefused("a batch")
     if (refused) return refused
     const items: Array<BatchItem> = []
-    const seen = new Set<number>()
+    // (A single write cannot repeat a variable: no set for it.)
+    const seen = writes.length > 1 ? new Set<number>() : undefined
     for (const { value, variable } of writes) {
       const handle = this.handles.get(variable)
       if (handle === undefined) return new InvalidArgument({ message: `${variable.name} is not a handle of this file` })
-      if (seen.has(handle.ref.slot)) return new InvalidArgument({ message: `${variable.name} appears twice in one batch` })
-      seen.add(handle.ref.slot)
+      if (seen?.has(handle.ref.slot)) return new InvalidArgument({ message: `${variable.name} appears twice in one batch` })
+      seen?.add(handle.ref.slot)
       const problem = variable.type.check(value)
       if (problem !== undefined) return valueError(variable.name, variable.type, problem)
       items.push({ ref: handle.ref, type: variable.type, value })

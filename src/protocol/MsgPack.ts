@@ -15,6 +15,10 @@
 const MAX_DEPTH = 32
 const scratch = new DataView(new ArrayBuffer(8))
 const decoder = new TextDecoder()
+/** Short ASCII strings are cached, direct-mapped: bounded (STRING_CACHE × SHORT chars), whatever a peer sends. */
+const SHORT = 32
+const STRING_CACHE = 512
+const strings = new Array<string | undefined>(STRING_CACHE).fill(undefined)
 const encoder = new TextEncoder()
 
 export class Reader {
@@ -80,14 +84,24 @@ export class Reader {
     const end = pos + length
     if (end > src.length) return void this.fail()
     this.pos = end
-    // Short ASCII (names, ops, keys) without a TextDecoder call.
-    if (length <= 32) {
-      let text = ""
+    // Short ASCII (keys, ops, tenant, service and variable names) repeats from frame to frame:
+    // a hit in the cache returns the string built last time, allocating nothing.
+    if (length <= SHORT) {
+      let hash = length
       for (let i = pos; i < end; i++) {
         const c = src[i]!
         if (c >= 0x80) return decoder.decode(src.subarray(pos, end))
-        text += String.fromCharCode(c)
+        hash = (Math.imul(hash, 31) + c) | 0
       }
+      const slot = (hash ^ (hash >>> 15)) & (STRING_CACHE - 1)
+      const cached = strings[slot]
+      if (cached !== undefined && cached.length === length) {
+        let same = true
+        for (let i = 0; same && i < length; i++) same = cached.charCodeAt(i) === src[pos + i]
+        if (same) return cached
+      }
+      const text = decoder.decode(src.subarray(pos, end))
+      strings[slot] = text
       return text
     }
     return decoder.decode(src.subarray(pos, end))
