@@ -219,7 +219,7 @@ const UNRECORDED = -3
  * "Alone" blocks: measured writes per block, and unrecorded writes that re-warm the path first.
  * Short blocks (~60 ms) so that the machine's stalls fall on every path alike: with 250-write
  * blocks the alone p99 ratio swung 0.56–2.3× from run to run; with 50 it stayed 0.86–1.44× (5 runs)
- * (p50 ratios 1.39–1.48× instead of 1.25–1.48×: the paths are a little less warm).
+ * (p50 ratios 1.34–1.48× instead of 1.25–1.48×: the paths are a little less warm).
  */
 const BLOCK = 50
 const BLOCK_WARMUP = 10
