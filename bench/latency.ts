@@ -176,10 +176,10 @@ export const runLatency = async (): Promise<GroupSummary> => {
         write: (value) => void called.t.unsafeSet(value)
       }
     ]
-    const launch = (path: (typeof paths)[number], suffix = ""): Target => {
-      const child = startChild("latencyChild.ts", path.args)
+    const launch = (spec: (typeof paths)[number], suffix = ""): Target => {
+      const child = startChild("latencyChild.ts", spec.args)
       children.push(child)
-      return { key: path.key, name: path.name + suffix, child, write: path.write }
+      return { key: spec.key, name: spec.name + suffix, child, write: spec.write }
     }
     progress("latency: starting four receiving children (bundled with esbuild)")
     interleaved = await drive(paths.map((p) => launch(p)), "interleaved")
