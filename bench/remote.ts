@@ -11,10 +11,12 @@
  *    in a child, the timestamp as the payload. The target compares like with like: Redis is
  *    driven by a raw RESP client, so Commy's target path is driven by a thin writer (a bare `ws`
  *    connection sending `encodeRequest` frames, what a client written from docs/protocol.md
- *    does); writing through the TypeScript client's Effect API is reported beside it. The floor: a bare `ws` relay process (same TLS
- *    certificate, no decoding, no Effect) between a raw `ws` writer here and a raw `ws`
- *    subscriber child: what any Node WebSocket server costs on this path. All paths are driven
- *    interleaved, write by write, so they share the machine's noise and the server's warm-up.
+ *    does); writing through the TypeScript client's Effect API is reported beside it. The floor:
+ *    a bare `ws` relay process (same TLS certificate, no decoding, no Effect) between a raw `ws`
+ *    writer here and a raw `ws` subscriber child: what any Node WebSocket server costs on this
+ *    path. All paths are driven interleaved, write by write, so they share the machine's noise
+ *    and the server's warm-up; then the writer paths, the floor and Redis each alone, in
+ *    alternating short blocks (see `drive`).
  * 2. one-request round trip at depth 1: Commy `read` of one variable vs Redis `GET`, alternating
  *    rounds, each request timed on its own.
  * 3. fan-out: one writer here (pipelined, at most 64 requests in flight, for 5 s) and 100
