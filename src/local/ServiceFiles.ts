@@ -149,8 +149,10 @@ const markDeleted = (file: string): void => {
     return
   }
   // No addon, so no futex: plain writes, which sleeping watchers see at their next timeout scan.
-  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW)
+  // O_NONBLOCK and the regular-file check: a FIFO or device under that name must not hang us.
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
   try {
+    if (!fs.fstatSync(fd).isFile()) return
     const header = Buffer.alloc(H_CHANGE_GEN + 4)
     if (fs.readSync(fd, header, 0, header.length, 0) < header.length) return
     if (header.toString("latin1", H_MAGIC, H_MAGIC + MAGIC.length) !== MAGIC) return

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { createServiceFile, openServiceFile, removeServiceFile, servicePath } from "../../src/local/ServiceFiles.js"
 import * as Var from "../../src/local/VarType.js"
@@ -60,4 +61,16 @@ describe("a deleted service", () => {
       expect(removed.stdout.trim()).toBe("removed")
       expect(codeOf(yield* Effect.either(v.set(1)))).toBe("SERVICE_NOT_FOUND")
     }).pipe(Effect.scoped, Effect.provide(NativeAddon.layer)))
+
+  it.live("a FIFO under a service file's name is removed without hanging, with or without the addon", () =>
+    Effect.gen(function*() {
+      const root = yield* tempDir
+      for (const env of [{}, { COMMY_NATIVE: "off" }]) {
+        const id = "ab".repeat(16)
+        execFileSync("mkfifo", [servicePath(root, id)])
+        const removed = yield* Effect.promise(() => runChild("vfChild.ts", ["remove", root, id], { env, timeoutMs: 20_000 }))
+        expect(removed.stdout.trim()).toBe("removed")
+        expect(fs.existsSync(servicePath(root, id))).toBe(false)
+      }
+    }).pipe(Effect.scoped), 60_000)
 })
