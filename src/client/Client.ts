@@ -18,6 +18,10 @@ import { createServiceFile, defaultRoot, openServiceFile, removeServiceFile } fr
 import type { VirtualFile } from "../local/VirtualFile.js"
 import { type FileChangeEvent, onChange, type OnChangeOptions, watch, type WatchOptions } from "../local/Watcher.js"
 import { NativeAddon } from "../native/NativeAddon.js"
+import { fromVirtualFile, type LocalSharedService } from "./SharedService.js"
+
+/** The tenant a local SharedService reports: local files belong to no server tenant. */
+export const LOCAL_TENANT = "local"
 
 export interface OpenOptions {
   /** Map read-only: writes fail with PermissionDenied, and the OS enforces it (PROT_READ). */
@@ -31,6 +35,12 @@ export interface ClientService {
   readonly createService: (options?: CreateOptions & { readonly id?: string }) => Effect.Effect<string, CommyError>
   /** Opens a service's variables; the mapping is released when the scope closes. */
   readonly openService: (id: string, options?: OpenOptions) => Effect.Effect<VirtualFile, CommyError, Scope.Scope>
+  /**
+   * Opens a service as a SharedService (locality "local", tenant "local", name = the id): the
+   * same handle a RemoteClient's `open` returns, so code written against it moves to a server
+   * unchanged. Unmapped when the scope closes.
+   */
+  readonly open: (id: string, options?: OpenOptions) => Effect.Effect<LocalSharedService, CommyError, Scope.Scope>
   readonly removeService: (id: string) => Effect.Effect<void, CommyError>
   /** Change events for one open service. */
   readonly watch: (file: VirtualFile, options?: WatchOptions) => Stream.Stream<FileChangeEvent, CommyError>
@@ -58,6 +68,8 @@ export const makeLocal = (options: LocalOptions = {}): Effect.Effect<ClientServi
       root,
       createService: (create) => createServiceFile(root, create),
       openService: (id, open) => openServiceFile(root, id, open).pipe(Effect.provide(context)),
+      open: (id, open) =>
+        Effect.map(openServiceFile(root, id, open).pipe(Effect.provide(context)), (file) => fromVirtualFile(file, LOCAL_TENANT, id)),
       removeService: (id) => removeServiceFile(root, id),
       watch: (file, watchOptions) => watch(file, watchOptions).pipe(Stream.provideContext(context)),
       onChange: (file, handler, changeOptions) => onChange(file, handler, changeOptions).pipe(Effect.provide(context)),

@@ -16,6 +16,26 @@ const withClient = <A, E>(f: (client: Client["Type"], root: string) => Effect.Ef
   }).pipe(Effect.scoped)
 
 describe("Client.local", () => {
+  it.live("open: the SharedService handle, fed by another process's writes", () =>
+    withClient((client, root) =>
+      Effect.gen(function*() {
+        const id = yield* client.createService()
+        const shared = yield* client.open(id)
+        expect([shared.locality, shared.tenant, shared.name, shared.writable]).toEqual(["local", "local", id, true])
+        const answer = yield* shared.define("answer", Var.u32)
+        const events = yield* Effect.fork(Stream.runCollect(Stream.take(shared.watch({ values: true }), 1)))
+        yield* Effect.sleep("30 millis")
+        const child = yield* Effect.promise(() => runChild("vfChild.ts", ["write", root, id, "answer", "42"]))
+        expect(child.stdout.trim()).toBe("written")
+        const [event] = Chunk.toArray(yield* Fiber.join(events))
+        expect([event!.service, event!.variables]).toEqual([`local/${id}`, ["answer"]])
+        expect(answer.unsafeGet()).toBe(42)
+        expect((yield* shared.read("answer")).version).toBe(1)
+        const readOnly = yield* client.open(id, { writable: false })
+        expect(Either.isLeft(yield* Effect.either(readOnly.write("answer", new Uint8Array(4))))).toBe(true)
+      })
+    ), 60_000)
+
   it.live("creates, opens, writes, watches and removes a service", () =>
     withClient((client) =>
       Effect.gen(function*() {
