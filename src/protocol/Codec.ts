@@ -16,7 +16,8 @@ import {
   encodeHotReply,
   encodeHotRequest,
   encodeVariableValue,
-  isVariableValue
+  isNumbers,
+  isValues
 } from "./HotFrames.js"
 import { CasResult, type ErrorBody, Push, ReadResult, Reply, Request, type ServerMessage, type VariableValue, WriteResult } from "./Messages.js"
 
@@ -119,9 +120,6 @@ const decodeGeneral = (frame: Uint8Array): Either.Either<ServerMessage, Protocol
     typeof value === "object" && value !== null && "push" in value ? decodePush(value) : decodeReply(value))
 
 const resultDecoders = new WeakMap<object, (result: unknown) => Either.Either<any, ProtocolError>>()
-
-const isNumbers = (u: unknown): u is Array<number> => Array.isArray(u) && u.every((n) => typeof n === "number")
-const isValues = (u: unknown): u is Array<VariableValue> => Array.isArray(u) && u.every(isVariableValue)
 
 /**
  * The hot results checked by hand (what the Schema would check, and the same output); anything

@@ -40,38 +40,42 @@ export type HotRequest =
 const reader = new Reader()
 const writer = new Writer()
 
-/** `[{name, value}]`, or undefined. */
-const readWrites = (r: Reader): Array<{ name: string; value: Uint8Array }> | undefined => {
+/** An array whose items `item` reads (undefined: not one), or undefined. */
+const readArray = <A>(r: Reader, item: (r: Reader) => A | undefined): Array<A> | undefined => {
   const n = r.arrayLength()
   if (n < 0) return undefined
-  const writes: Array<{ name: string; value: Uint8Array }> = []
+  const items: Array<A> = []
   for (let i = 0; i < n; i++) {
-    const fields = r.mapLength()
-    let name: string | undefined
-    let value: Uint8Array | undefined
-    for (let f = 0; f < fields && !r.failed; f++) {
-      const key = r.string()
-      if (key === "name") name = r.string()
-      else if (key === "value") value = r.binary()
-      else r.skip()
-    }
-    if (r.failed || name === undefined || value === undefined) return undefined
-    writes.push({ name, value })
+    const value = item(r)
+    if (value === undefined) return undefined
+    items.push(value)
   }
-  return writes
+  return items
 }
 
-const readNames = (r: Reader): Array<string> | undefined => {
-  const n = r.arrayLength()
-  if (n < 0) return undefined
-  const names: Array<string> = []
-  for (let i = 0; i < n; i++) {
-    const name = r.string()
-    if (name === undefined) return undefined
-    names.push(name)
+const readString = (r: Reader) => r.string()
+const readNumber = (r: Reader) => r.number()
+
+/** One `{name, value[, version]}` map (a write, or a value as pushes and read replies carry it). */
+const readNamed = <V extends boolean>(r: Reader, versioned: V) => {
+  const fields = r.mapLength()
+  let name: string | undefined
+  let version: number | undefined
+  let value: Uint8Array | undefined
+  for (let f = 0; f < fields && !r.failed; f++) {
+    const key = r.string()
+    if (key === "name") name = r.string()
+    else if (key === "value") value = r.binary()
+    else if (versioned && key === "version") version = r.number()
+    else r.skip()
   }
-  return names
+  if (r.failed || name === undefined || value === undefined) return undefined
+  if (!versioned) return { name, value }
+  return version === undefined ? undefined : { name, version, value }
 }
+
+const readWrite = (r: Reader): { name: string; value: Uint8Array } | undefined => readNamed(r, false)
+const readValue = (r: Reader): VariableValue | undefined => readNamed(r, true) as VariableValue | undefined
 
 /** A `read`, `write` or `cas` request in its common shape, or undefined. */
 export const decodeHotRequest = (frame: Uint8Array): HotRequest | undefined => {
@@ -102,11 +106,11 @@ export const decodeHotRequest = (frame: Uint8Array): HotRequest | undefined => {
         service = r.string()
         break
       case "writes":
-        writes = readWrites(r)
+        writes = readArray(r, readWrite)
         if (writes === undefined) return undefined
         break
       case "names":
-        names = readNames(r)
+        names = readArray(r, readString)
         if (names === undefined) return undefined
         break
       case "name":
@@ -205,6 +209,10 @@ export const isVariableValue = (v: unknown): v is VariableValue =>
   typeof v === "object" && v !== null && typeof (v as VariableValue).name === "string" &&
   typeof (v as VariableValue).version === "number" && (v as VariableValue).value instanceof Uint8Array
 
+/** The shapes of the hot results: `versions` (write) and `values` (read). */
+export const isNumbers = (u: unknown): u is Array<number> => Array.isArray(u) && u.every((n) => typeof n === "number")
+export const isValues = (u: unknown): u is Array<VariableValue> => Array.isArray(u) && u.every(isVariableValue)
+
 /**
  * The reply to a `write` (`{ versions }`), a `cas` (`{ version }`) or a `read` (`{ values }`);
  * undefined for other results.
@@ -216,39 +224,17 @@ export const encodeHotReply = (id: number, result: unknown): Buffer | undefined 
   if (keys !== 1) return undefined
   const { values, version, versions } = result as { values?: unknown; version?: unknown; versions?: unknown }
   if (typeof version === "number") return writer.reset().map(2).string("id").number(id).string("result").map(1).string("version").number(version).finish()
-  if (Array.isArray(versions) && versions.every((v) => typeof v === "number")) {
+  if (isNumbers(versions)) {
     const w = writer.reset().map(2).string("id").number(id).string("result").map(1).string("versions").array(versions.length)
     for (const v of versions) w.number(v)
     return w.finish()
   }
-  if (Array.isArray(values) && values.every(isVariableValue)) {
+  if (isValues(values)) {
     const w = writer.reset().map(2).string("id").number(id).string("result").map(1).string("values").array(values.length)
     for (const v of values) writeValue(w, v)
     return w.finish()
   }
   return undefined
-}
-
-const readValues = (r: Reader): Array<VariableValue> | undefined => {
-  const n = r.arrayLength()
-  if (n < 0) return undefined
-  const values: Array<VariableValue> = []
-  for (let i = 0; i < n; i++) {
-    const fields = r.mapLength()
-    let name: string | undefined
-    let version: number | undefined
-    let value: Uint8Array | undefined
-    for (let f = 0; f < fields && !r.failed; f++) {
-      const key = r.string()
-      if (key === "name") name = r.string()
-      else if (key === "version") version = r.number()
-      else if (key === "value") value = r.binary()
-      else r.skip()
-    }
-    if (r.failed || name === undefined || version === undefined || value === undefined) return undefined
-    values.push({ name, version, value })
-  }
-  return values
 }
 
 /** A result map holding only `versions`, `version` or `values` (the replies to write, cas, read). */
@@ -261,18 +247,11 @@ const readResult = (r: Reader): Record<string, unknown> | undefined => {
       return version === undefined ? undefined : { version }
     }
     case "versions": {
-      const n = r.arrayLength()
-      if (n < 0) return undefined
-      const versions: Array<number> = []
-      for (let i = 0; i < n; i++) {
-        const v = r.number()
-        if (v === undefined) return undefined
-        versions.push(v)
-      }
-      return { versions }
+      const versions = readArray(r, readNumber)
+      return versions && { versions }
     }
     case "values": {
-      const values = readValues(r)
+      const values = readArray(r, readValue)
       return values && { values }
     }
     default:
@@ -303,7 +282,7 @@ export const decodeHotServerMessage = (frame: Uint8Array): HotServerMessage | un
         sub = r.number()
         break
       case "values":
-        values = readValues(r)
+        values = readArray(r, readValue)
         if (values === undefined) return undefined
         break
       case "id":

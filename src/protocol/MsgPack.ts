@@ -259,11 +259,18 @@ export class Writer {
     return this
   }
 
-  private header(small: number, smallLimit: number, n: number, c16: number, c32: number) {
+  /**
+   * A length header: `small | n` below `smallLimit` (fix forms), else the 8-bit form `c8` if the
+   * type has one (-1: none), else 16- or 32-bit.
+   */
+  private header(small: number, smallLimit: number, n: number, c8: number, c16: number, c32: number) {
     this.room(5)
     const { buf } = this
     if (n < smallLimit) buf[this.pos++] = small | n
-    else if (n < 0x10000) {
+    else if (c8 >= 0 && n < 0x100) {
+      buf[this.pos++] = c8
+      buf[this.pos++] = n
+    } else if (n < 0x10000) {
       buf[this.pos++] = c16
       this.view.setUint16(this.pos, n)
       this.pos += 2
@@ -275,12 +282,12 @@ export class Writer {
   }
 
   map(n: number): this {
-    this.header(0x80, 16, n, 0xde, 0xdf)
+    this.header(0x80, 16, n, -1, 0xde, 0xdf)
     return this
   }
 
   array(n: number): this {
-    this.header(0x90, 16, n, 0xdc, 0xdd)
+    this.header(0x90, 16, n, -1, 0xdc, 0xdd)
     return this
   }
 
@@ -289,34 +296,18 @@ export class Writer {
     let ascii = text.length <= 64
     for (let i = 0; ascii && i < text.length; i++) ascii = text.charCodeAt(i) < 0x80
     if (ascii) {
-      this.stringHeader(text.length)
+      this.header(0xa0, 32, text.length, 0xd9, 0xda, 0xdb)
       this.room(text.length)
       for (let i = 0; i < text.length; i++) this.buf[this.pos++] = text.charCodeAt(i)
       return this
     }
     const bytes = encoder.encode(text)
-    this.stringHeader(bytes.length)
+    this.header(0xa0, 32, bytes.length, 0xd9, 0xda, 0xdb)
     return this.bytes(bytes)
   }
 
-  private stringHeader(n: number) {
-    if (n < 32) {
-      this.room(1)
-      this.buf[this.pos++] = 0xa0 | n
-    } else if (n < 0x100) {
-      this.room(2)
-      this.buf[this.pos++] = 0xd9
-      this.buf[this.pos++] = n
-    } else this.header(0, 0, n, 0xda, 0xdb)
-  }
-
   binary(bytes: Uint8Array): this {
-    this.room(5)
-    const n = bytes.length
-    if (n < 0x100) {
-      this.buf[this.pos++] = 0xc4
-      this.buf[this.pos++] = n
-    } else this.header(0, 0, n, 0xc5, 0xc6)
+    this.header(0, 0, bytes.length, 0xc4, 0xc5, 0xc6)
     return this.bytes(bytes)
   }
 
