@@ -26,7 +26,7 @@ import {
 import { openRemoteService, type RemoteService, type RemoteServiceOptions } from "../remote/RemoteService.js"
 import { type TransportOptions, WssTransport } from "../remote/WssTransport.js"
 import { hostIdentity } from "../server/HostIdentity.js"
-import { openServiceFile } from "../local/ServiceFiles.js"
+import { openServiceFile, serviceIdOf } from "../local/ServiceFiles.js"
 import type { VirtualFile } from "../local/VirtualFile.js"
 import { NativeAddon } from "../native/NativeAddon.js"
 import { openShared, type SharedOpenOptions } from "./Locality.js"
@@ -134,7 +134,7 @@ export const makeRemote: Effect.Effect<RemoteClientService, never, WssTransport>
         if (!where.sameHost) {
           return yield* new PermissionDenied({ message: `${tenant}/${name} lives on another host: use openService` })
         }
-        const id = /service_([0-9a-f]{32})\.mem$/.exec(where.path)?.[1] ?? ""
+        const id = serviceIdOf(where.path) ?? ""
         return yield* openServiceFile(path.dirname(where.path), id, { writable }).pipe(Effect.provide(NativeAddon.layer))
       }),
     locate: (tenant, name, options = {}) => locate(tenant, name, options.writable ?? false)

@@ -17,7 +17,7 @@ import type { Versioned } from "../local/Slots.js"
 import type { VarType } from "../local/VarType.js"
 import type { BatchWrite, DefineOptions, VariableInfo, VirtualFile } from "../local/VirtualFile.js"
 import { type FileChangeEvent, onChange, type OnChangeOptions, watch, type WatchOptions } from "../local/Watcher.js"
-import { encode, type RemoteService, type RemoteVariable } from "../remote/RemoteService.js"
+import { encodeValue, type RemoteService, type RemoteVariable } from "../remote/RemoteService.js"
 
 export type Locality = "local" | "remote"
 
@@ -131,10 +131,7 @@ export const fromRemoteService = (remote: RemoteService, options: { readonly wri
       ? denied(writes.map((w) => w.name), `write ${writes.map((w) => w.name).join(", ")}`)
       : remote.writeBatch(writes)
   const encoded = <A>(variable: { readonly name: string; readonly type: VarType<A> }, value: A) =>
-    Effect.suspend(() => {
-      const bytes = encode(variable.type, value)
-      return bytes instanceof Uint8Array ? Effect.succeed({ name: variable.name, value: bytes }) : Effect.fail(bytes)
-    })
+    Effect.map(encodeValue(variable.type, value), (bytes): Named => ({ name: variable.name, value: bytes }))
   // This service's handles: a batch must name only them (as a mapping requires).
   const handles = new WeakSet<SharedVariable<any>>()
   const shared = <A>(variable: RemoteVariable<A>): SharedVariable<A> => {

@@ -19,7 +19,7 @@ import { fromNativeError } from "../native/NativeError.js"
 import { type CreateOptions, initHeader, planFile } from "./Directory.js"
 import { type FileAccessorService, makeBuffer, makeLocal } from "./FileAccessor.js"
 import { FILE_DELETED, H_CHANGE_GEN, H_FLAGS, H_MAGIC, MAGIC, PAGE } from "./layout.js"
-import { processAlive } from "./Slots.js"
+import { processAlive, SlotMemory } from "./Slots.js"
 import { VirtualFile } from "./VirtualFile.js"
 
 /** Default root: `$XDG_CACHE_HOME/commy` or `~/.cache/commy`, overridable with `COMMY_HOME`. */
@@ -35,6 +35,10 @@ export const checkServiceId = (id: string): InvalidArgument | undefined =>
   ID.test(id) ? undefined : new InvalidArgument({ message: `a service id is 32 lowercase hex characters, got ${JSON.stringify(id)}` })
 
 export const servicePath = (root: string, id: string): string => path.join(root, `service_${id}.mem`)
+
+const FILE_NAME = /^service_([0-9a-f]{32})\.mem$/
+/** The id a service file's name (or path) carries, or undefined: the inverse of `servicePath`. */
+export const serviceIdOf = (file: string): string | undefined => FILE_NAME.exec(path.basename(file))?.[1]
 
 const fsTry = <A>(context: string, f: () => A): Effect.Effect<A, CommyError> =>
   Effect.try({ try: f, catch: (cause) => fromNativeError(cause, context) })
@@ -112,18 +116,21 @@ export const openServiceFile = (
 export const listServiceFiles = (root: string): Effect.Effect<ReadonlyArray<string>, CommyError> =>
   fsTry(`listServiceFiles(${root})`, () =>
     fs.readdirSync(root).flatMap((name) => {
-      const match = /^service_([0-9a-f]{32})\.mem$/.exec(name)
-      return match ? [match[1]!] : []
+      const id = serviceIdOf(name)
+      return id === undefined ? [] : [id]
     }))
 
-/** Removes a service file. Processes that still map it keep their (now unlinked) bytes. */
+/**
+ * Removes a service file, flagged deleted first (`flagDeleted`): processes that still map it get
+ * SERVICE_NOT_FOUND from their next write and their watchers end.
+ */
 export const removeServiceFile = (root: string, id: string): Effect.Effect<void, CommyError> =>
   Effect.gen(function*() {
     const badId = checkServiceId(id)
     if (badId) return yield* badId
     const file = servicePath(root, id)
-    // Best effort: a file that cannot be marked is still removed.
-    yield* Effect.ignore(fsTry(`removeServiceFile(${id})`, () => markDeleted(file)))
+    // Best effort: a file that cannot be flagged is still removed.
+    yield* Effect.ignore(fsTry(`removeServiceFile(${id})`, () => flagDeleted(file)))
     yield* fsTry(`removeServiceFile(${id})`, () => fs.rmSync(file))
   })
 
@@ -133,16 +140,14 @@ export const removeServiceFile = (root: string, id: string): Effect.Effect<void,
  * watchers instead of writing on into a file nobody will open again. Leaves alone a file that
  * is not a service file.
  */
-const markDeleted = (file: string): void => {
+const flagDeleted = (file: string): void => {
   const native = loadNative()
   if (Either.isRight(native)) {
+    // The header page is enough: the flag, the change generation and the waiter count live there.
     const mapping = native.right.map(file, true, PAGE)
     try {
       if (Buffer.from(mapping.buffer, H_MAGIC, MAGIC.length).toString("latin1") !== MAGIC) return
-      const words = new Int32Array(mapping.buffer, 0, PAGE >>> 2)
-      Atomics.or(words, H_FLAGS >>> 2, FILE_DELETED)
-      Atomics.add(words, H_CHANGE_GEN >>> 2, 1)
-      mapping.wake(H_CHANGE_GEN, 0x7fffffff)
+      new SlotMemory(mapping.buffer, () => void mapping.wake(H_CHANGE_GEN, 0x7fffffff)).markDeleted()
     } finally {
       mapping.close()
     }

@@ -114,6 +114,12 @@ export class SlotMemory {
     return (this.words[H_FLAGS >>> 2]! & FILE_DELETED) !== 0
   }
 
+  /** Flags the file deleted, then bumps the change generation and wakes sleepers, which see it and end. */
+  markDeleted(): void {
+    Atomics.or(this.words, H_FLAGS >>> 2, FILE_DELETED)
+    this.changed()
+  }
+
   // ---------- reads ----------
 
   /** The committed value: a consistent copy, never torn. */

@@ -35,18 +35,21 @@ export interface RemoteVariable<A> {
   readonly compareAndSet: (expected: number, value: A) => Effect.Effect<number, CommyError>
 }
 
-/** A value as the bytes a write carries, or the CommyError its type reports. */
-export const encode = <A>(type: VarType.VarType<A>, value: A): Uint8Array | CommyError => {
-  const problem = type.check(value)
-  if (problem !== undefined) {
-    return problem.includes("exceed")
-      ? new ValueTooLarge({ message: problem, capacity: type.capacity })
-      : new TypeMismatch({ message: problem })
-  }
-  const view = new DataView(new ArrayBuffer(type.capacity))
-  const length = type.write(view, 0, value)
-  return new Uint8Array(view.buffer, 0, length)
-}
+/** A value as the bytes a write carries, or fails with the CommyError its type reports. */
+export const encodeValue = <A>(type: VarType.VarType<A>, value: A): Effect.Effect<Uint8Array, CommyError> =>
+  Effect.suspend(() => {
+    const problem = type.check(value)
+    if (problem !== undefined) {
+      return Effect.fail(
+        problem.includes("exceed")
+          ? new ValueTooLarge({ message: problem, capacity: type.capacity })
+          : new TypeMismatch({ message: problem })
+      )
+    }
+    const view = new DataView(new ArrayBuffer(type.capacity))
+    const length = type.write(view, 0, value)
+    return Effect.succeed(new Uint8Array(view.buffer, 0, length))
+  })
 
 export interface RemoteServiceOptions {
   /** Bytes for the in-memory mirror (lazily committed by the OS). Default 64 MiB. */
@@ -100,6 +103,8 @@ export const openRemoteService = (
     let caughtUp = yield* Deferred.make<void>()
     let isCaughtUp = false
     const target = { tenant, service: name }
+    /** How events (their `service`) and messages name this service. */
+    const label = `${tenant}/${name}`
 
     const syncLayout = (layout: ReadonlyArray<WireInfo>) =>
       Effect.gen(function*() {
@@ -136,7 +141,7 @@ export const openRemoteService = (
             yield* mirror.applyVersions(push.values)
             return
           case "ended":
-            ended = new ServiceNotFound({ message: `${tenant}/${name}: ${push.message} (${push.code})`, service: name })
+            ended = new ServiceNotFound({ message: `${label}: ${push.message} (${push.code})`, service: name })
             yield* Deferred.succeed(caughtUp, undefined)
             return
         }
@@ -147,7 +152,7 @@ export const openRemoteService = (
     // while earlier pushes still wait, by one fiber.
     const pushes = yield* Queue.unbounded<Push>()
     let queued = 0
-    const warn = (error: CommyError) => Effect.logWarning(`mirror of ${tenant}/${name}: ${error.message}`)
+    const warn = (error: CommyError) => Effect.logWarning(`mirror of ${label}: ${error.message}`)
     yield* Queue.take(pushes).pipe(
       Effect.flatMap((push) => Effect.catchAll(apply(push), warn)),
       Effect.ensuring(Effect.sync(() => queued--)),
@@ -205,12 +210,6 @@ export const openRemoteService = (
         request({ op: "cas", ...target, name: variableName, expected, value }, CasResult),
         (r) => confirmed([{ name: variableName, value }], [r.version])[0]!
       )
-    /** `f` with the value's bytes, or the type's error. */
-    const encoded = <A, B>(type: VarType.VarType<A>, value: A, f: (bytes: Uint8Array) => Effect.Effect<B, CommyError>) =>
-      Effect.suspend(() => {
-        const bytes = encode(type, value)
-        return bytes instanceof Uint8Array ? f(bytes) : Effect.fail(bytes)
-      })
 
     const remoteVariable = <A>(type: VarType.VarType<A>, handle: { readonly name: string }) =>
       Effect.map(mirror.variable(handle.name, type), (local): RemoteVariable<A> => ({
@@ -219,8 +218,9 @@ export const openRemoteService = (
         unsafeGet: () => local.unsafeGet(),
         get: local.get,
         getVersioned: local.getVersioned,
-        set: (value) => encoded(type, value, (bytes) => Effect.map(writeBatch([{ name: handle.name, value: bytes }]), (v) => v[0]!)),
-        compareAndSet: (expected, value) => encoded(type, value, (bytes) => compareAndSet(handle.name, expected, bytes))
+        set: (value) =>
+          Effect.flatMap(encodeValue(type, value), (bytes) => Effect.map(writeBatch([{ name: handle.name, value: bytes }]), (v) => v[0]!)),
+        compareAndSet: (expected, value) => Effect.flatMap(encodeValue(type, value), (bytes) => compareAndSet(handle.name, expected, bytes))
       }))
 
     const service: RemoteService = {
@@ -253,10 +253,8 @@ export const openRemoteService = (
       write: (variableName, value) => Effect.map(writeBatch([{ name: variableName, value }]), (v) => v[0]!),
       writeBatch,
       compareAndSet,
-      watch: (watchOptions) =>
-        watch(mirror, { service: `${tenant}/${name}`, ...watchOptions }).pipe(Stream.provideLayer(SimdDiff.layer)),
-      onChange: (handler, changeOptions) =>
-        onChange(mirror, handler, { service: `${tenant}/${name}`, ...changeOptions }).pipe(Effect.provide(SimdDiff.layer)),
+      watch: (watchOptions) => watch(mirror, { service: label, ...watchOptions }).pipe(Stream.provideLayer(SimdDiff.layer)),
+      onChange: (handler, changeOptions) => onChange(mirror, handler, { service: label, ...changeOptions }).pipe(Effect.provide(SimdDiff.layer)),
       caughtUp: Effect.suspend(() => Deferred.await(caughtUp))
     }
     return service

@@ -22,7 +22,6 @@ export interface TenantOps {
   readonly remove: (tenant: string) => Effect.Effect<Record<string, never>, CommyError>
 }
 
-/** `principals` is the connection's own map (tenant → principal); `remove` drops the deleted tenant from it. */
 /**
  * Whether the connection is an operator now: any key it authenticated with is a valid operator
  * key (asked of the store each time, so a revocation takes effect at once).
@@ -40,6 +39,7 @@ export const operatorCheck = (store: MetadataStoreService, principals: Map<strin
   return { isOperator, requireOperator }
 }
 
+/** `principals` is the connection's own map (tenant → principal); `remove` drops the deleted tenant from it. */
 export const makeTenantOps = (
   store: MetadataStoreService,
   registry: ServiceRegistry,
