@@ -86,6 +86,7 @@ export interface Versioned<A> {
 export class SlotMemory {
   readonly view: DataView
   readonly words: Int32Array
+  readonly bytes: Uint8Array
   readonly pid: number
   /**
    * The last version this process wrote, per directory entry: lets a watcher leave out this
@@ -103,6 +104,7 @@ export class SlotMemory {
   ) {
     this.view = new DataView(buffer)
     this.words = new Int32Array(buffer, 0, buffer.byteLength >>> 2)
+    this.bytes = new Uint8Array(buffer)
     this.pid = pid
   }
 
@@ -181,6 +183,31 @@ export class SlotMemory {
       return version
     }
     return { get, set }
+  }
+
+  /**
+   * The watcher's read: the committed version, with `into[i]` set to a copy of the value's bytes
+   * when they differ from `last`, else to undefined (nothing copied: an unchanged candidate
+   * allocates nothing). `fixed`: the type always holds `capacity` bytes. Same protocol as `read`.
+   */
+  readChanged(ref: SlotRef, fixed: boolean, last: Uint8Array, into: Array<Uint8Array | undefined>, i: number): number {
+    const { view, words, bytes } = this
+    const seqIndex = (ref.slot + S_SEQ) >>> 2
+    for (;;) {
+      const seq = Atomics.load(words, seqIndex)
+      const at = ref.slot + S_COPIES + (seq & 1) * ref.copy
+      const version = getU64(view, at + C_VERSION)
+      const length = fixed ? ref.capacity : Math.min(view.getUint32(at + C_LENGTH, true), ref.capacity)
+      const from = at + C_VALUE
+      let same = length === last.length
+      for (let k = 0; same && k < length; k++) same = bytes[from + k] === last[k]
+      const value = same ? undefined : bytes.slice(from, from + length)
+      // seq unchanged: no commit in between, so that copy was not being written.
+      if (Atomics.load(words, seqIndex) === seq) {
+        into[i] = value
+        return version
+      }
+    }
   }
 
   /** The committed value and its version (count of committed writes). */

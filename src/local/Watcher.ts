@@ -18,7 +18,8 @@ import * as Stream from "effect/Stream"
 import { type CommyError, LockTimeout, MappingClosed } from "../CommyError.js"
 import { type DiffError, SimdDiff } from "../diff/SimdDiff.js"
 import type { Entry } from "./Directory.js"
-import { C_LENGTH, C_VALUE, C_VERSION, copySize, getU64, H_BATCH_SEQ, H_CHANGE_GEN, S_COPIES, S_SEQ, slotSize } from "./layout.js"
+import { H_BATCH_SEQ, H_CHANGE_GEN, slotSize } from "./layout.js"
+import { type SlotRef, slotRef } from "./Slots.js"
 import * as VarType from "./VarType.js"
 import type { VirtualFile } from "./VirtualFile.js"
 
@@ -54,11 +55,8 @@ export interface WatchOptions {
 
 interface Tracked {
   readonly entry: Entry
+  readonly ref: SlotRef
   readonly end: number
-  /** Index of the slot's `seq` word; the two copies start at `base`, `copy` bytes apart. */
-  readonly seqIndex: number
-  readonly base: number
-  readonly copy: number
   /** Fixed-width types always hold `capacity` bytes; the others store their length. */
   readonly fixed: boolean
   /** Last reported value bytes (the zero value before any event). */
@@ -71,10 +69,8 @@ const track = (entry: Entry): Tracked => {
   const width = VarType.fixedWidth(entry.typeId)
   return {
     entry,
+    ref: slotRef(entry),
     end: entry.slot + slotSize(entry.capacity),
-    seqIndex: (entry.slot + S_SEQ) >>> 2,
-    base: entry.slot + S_COPIES,
-    copy: copySize(entry.capacity),
     fixed: width !== undefined,
     last: new Uint8Array(width ?? 0),
     scan: 0
@@ -120,8 +116,7 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
     const maxSleep = options.maxSleep ?? Duration.seconds(1)
     const ownWrites = options.ownWrites ?? true
     const values = options.values === true
-    const bytes = new Uint8Array(accessor.buffer)
-    const { view, words } = memory
+    const { bytes, words } = memory
 
     let table: Array<Tracked> = []
     let byIndex = new Map<number, Tracked>()
@@ -206,33 +201,14 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
       }
     }
 
-    /** Reads one candidate's committed value (seqlock), copying it only if it differs from `last`. */
-    const readCandidate = (i: number, t: Tracked): void => {
-      const capacity = t.entry.capacity
-      for (;;) {
-        const seq = Atomics.load(words, t.seqIndex)
-        const at = t.base + (seq & 1) * t.copy
-        const version = getU64(view, at + C_VERSION)
-        const length = t.fixed ? capacity : Math.min(view.getUint32(at + C_LENGTH, true), capacity)
-        const from = at + C_VALUE
-        const last = t.last
-        let same = length === last.length
-        for (let k = 0; same && k < length; k++) same = bytes[from + k] === last[k]
-        const value = same ? undefined : bytes.slice(from, from + length)
-        // seq unchanged: no commit in between, so that copy was not being written (a writer
-        // fills the other one).
-        if (Atomics.load(words, t.seqIndex) === seq) {
-          readValues[i] = value
-          readVersions[i] = version
-          return
-        }
-      }
-    }
-
+    /** Reads every candidate's committed value, copying only those that differ from `last`. */
     const readCandidates = (): undefined => {
       if (readVersions.length < candidates.length) readVersions = new Float64Array(candidates.length * 2)
       readValues.length = candidates.length
-      for (let i = 0; i < candidates.length; i++) readCandidate(i, candidates[i]!)
+      for (let i = 0; i < candidates.length; i++) {
+        const t = candidates[i]!
+        readVersions[i] = memory.readChanged(t.ref, t.fixed, t.last, readValues, i)
+      }
       return undefined
     }
 
