@@ -199,3 +199,58 @@ export const ratio = (value: number): string => (value >= 100 ? `${Math.round(va
 export const output = (text: string): void => {
   process.stdout.write(text + "\n")
 }
+
+/** A latency write of this value wakes its receiver without being recorded (warm-up). */
+export const UNRECORDED = -3
+
+export interface LatencySchedule {
+  readonly warmup: number
+  readonly samples: number
+  /** "alone": measured writes per block of one path, each block after `blockWarmup` unrecorded ones. */
+  readonly block: number
+  readonly blockWarmup: number
+}
+
+/**
+ * The order of the writes of latency paths that share one run, so every path sees the same
+ * machine noise: warm-up writes, -2 (the receivers clear their samples), the measured writes
+ * (`now()` as the value), then -1 (the receivers report and exit). `interleaved`: one write to
+ * each path in turn. `alone`: blocks of writes to one path at a time, in turn, so a path runs by
+ * itself yet noise that comes and goes falls on all of them (paths run one after the other got
+ * their p99s from different minutes). `write(i, value)` writes to path i and waits the spacing;
+ * `onMeasuring` runs just before the measured writes.
+ */
+export const runLatencySchedule = async (
+  paths: number,
+  how: "interleaved" | "alone",
+  schedule: LatencySchedule,
+  now: () => number,
+  write: (path: number, value: number) => Promise<void>,
+  onMeasuring: () => void = () => {}
+): Promise<void> => {
+  const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+  const round = async (value: () => number) => {
+    for (let i = 0; i < paths; i++) await write(i, value())
+  }
+  if (how === "interleaved") for (let i = 0; i < schedule.warmup; i++) await round(now)
+  else for (let p = 0; p < paths; p++) for (let i = 0; i < schedule.warmup; i++) await write(p, UNRECORDED)
+  await pause(20)
+  await round(() => -2)
+  await pause(20)
+  onMeasuring()
+  if (how === "interleaved") {
+    for (let i = 0; i < schedule.samples; i++) {
+      await round(now)
+      if ((i + 1) % 500 === 0) progress(`latency: ${i + 1}/${schedule.samples} interleaved`)
+    }
+  } else {
+    for (let done = 0; done < schedule.samples; done += schedule.block) {
+      for (let p = 0; p < paths; p++) {
+        for (let i = 0; i < schedule.blockWarmup; i++) await write(p, UNRECORDED)
+        for (let i = 0; i < schedule.block; i++) await write(p, now())
+      }
+    }
+  }
+  await pause(50)
+  await round(() => -1)
+}

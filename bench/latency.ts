@@ -22,21 +22,18 @@ import { createServiceFile, openServiceFile } from "../src/local/ServiceFiles.js
 import * as Var from "../src/local/VarType.js"
 import { loadNative, NativeAddon } from "../src/native/NativeAddon.js"
 import { type LiveChild, removeBundles, startChild } from "./child.js"
-import { fmt, type GroupSummary, output, percentile, progress, ratio, stats, table } from "./harness.js"
+import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, stats, table } from "./harness.js"
 
 const WARMUP = 200
 const SAMPLES = 2000
 const SPACING_MS = 1
 
-/** A write of this value wakes the receiver without being recorded (warm-up inside "alone" blocks). */
-const UNRECORDED = -3
 /**
- * "Alone": measured writes per block of one path, after BLOCK_WARMUP unrecorded ones. Longer
- * blocks than the remote group's: the target here is absolute (one writer, one watcher running
- * steadily), and with 50-write blocks `onChange`'s p99 rose from ~400 to ~600 µs (colder starts).
+ * "Alone": blocks of 250 writes, each after 20 unrecorded ones. Longer blocks than the remote
+ * group's: the target here is absolute (one writer, one watcher running steadily), and with
+ * 50-write blocks `onChange`'s p99 rose from ~400 to ~600 µs (colder starts).
  */
-const BLOCK = 250
-const BLOCK_WARMUP = 20
+const SCHEDULE: LatencySchedule = { warmup: WARMUP, samples: SAMPLES, block: 250, blockWarmup: 20 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const hrnow = () => Number(process.hrtime.bigint())
@@ -59,52 +56,22 @@ interface Target {
   readonly write: (value: number) => void
 }
 
-/**
- * Drives the children together, so every path sees the same machine noise: warm-up writes, a -2
- * marker (clears the samples), the measured writes, then -1 (stop). `interleaved`: one write to
- * each in turn, ~SPACING_MS apart. `alone`: blocks of BLOCK writes to one path at a time, each
- * after BLOCK_WARMUP unrecorded writes, so a path runs by itself yet noise that comes and goes
- * falls on all of them (paths run one after the other got their p99s from different minutes).
- * Returns each child's samples.
- */
+/** Drives the children together (see `runLatencySchedule`) and collects their samples. */
 const drive = async (targets: ReadonlyArray<Target>, how: "interleaved" | "alone"): Promise<Array<Distribution>> => {
   for (const t of targets) await t.child.waitForLine((l) => l === "ready")
   await sleep(100)
   // How long each write call itself takes in this process (part of the latency: the timestamp
   // is taken before the call), µs; measured writes only.
   const writeCosts = targets.map(() => [] as Array<number>)
-  const write = async (i: number, value: number) => {
+  progress(`latency: ${targets.length} paths ${how === "alone" ? `each alone in blocks of ${SCHEDULE.block}` : "interleaved"}: ${WARMUP} warm-up writes each, then ${SAMPLES} measured, ~${SPACING_MS} ms apart`)
+  await runLatencySchedule(targets.length, how, SCHEDULE, hrnow, async (i, value) => {
     const before = hrnow()
     targets[i]!.write(value)
     if (value >= 0) writeCosts[i]!.push((hrnow() - before) / 1000)
     await sleep(SPACING_MS)
-  }
-  const round = async (value: () => number) => {
-    for (let i = 0; i < targets.length; i++) await write(i, value())
-  }
-  progress(`latency: ${WARMUP} warm-up writes per path, ${how}`)
-  if (how === "interleaved") for (let i = 0; i < WARMUP; i++) await round(hrnow)
-  else for (let t = 0; t < targets.length; t++) for (let i = 0; i < WARMUP; i++) await write(t, UNRECORDED)
-  await sleep(20)
-  await round(() => -2)
-  for (const costs of writeCosts) costs.length = 0
-  await sleep(20)
-  progress(`latency: ${SAMPLES} measured writes per path, ${how === "alone" ? `each alone in blocks of ${BLOCK}` : how}, ~${SPACING_MS} ms apart`)
-  if (how === "interleaved") {
-    for (let i = 0; i < SAMPLES; i++) {
-      await round(hrnow)
-      if ((i + 1) % 500 === 0) progress(`latency: ${i + 1}/${SAMPLES}`)
-    }
-  } else {
-    for (let done = 0; done < SAMPLES; done += BLOCK) {
-      for (let t = 0; t < targets.length; t++) {
-        for (let i = 0; i < BLOCK_WARMUP; i++) await write(t, UNRECORDED)
-        for (let i = 0; i < BLOCK; i++) await write(t, hrnow())
-      }
-    }
-  }
-  await sleep(20)
-  await round(() => -1)
+  }, () => {
+    for (const costs of writeCosts) costs.length = 0
+  })
   return Promise.all(targets.map(async ({ child, key, name }, i) => {
     const line = await child.waitForLine((l) => l.startsWith("samples "), 10_000)
     const result = await child.exited

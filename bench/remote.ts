@@ -52,7 +52,7 @@ import { connect, type RequestBody, type WssTransportService } from "../src/remo
 import { addonPath, bundleEntry } from "../test/support/bundle.js"
 import { makeKey, startTestServer, stopTestServer, type TestServer } from "../test/support/server.js"
 import { cleanupOnExit, killOnExit } from "./child.js"
-import { fmt, type GroupSummary, output, percentile, progress, ratio, stats, table } from "./harness.js"
+import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, stats, table } from "./harness.js"
 import { RespClient, startRedis } from "./redis.js"
 
 const LAT_WARMUP = 500
@@ -215,54 +215,22 @@ interface LatencyPath {
   readonly write: (value: number) => Promise<unknown>
 }
 
-/** Writes of this value warm a path up without being recorded (any negative but -1 and -2). */
-const UNRECORDED = -3
 /**
- * "Alone" blocks: measured writes per block, and unrecorded writes that re-warm the path first.
- * Short blocks (~60 ms) so that the machine's stalls fall on every path alike: with 250-write
- * blocks the alone p99 ratio swung 0.56–2.3× from run to run; with 50 it stayed 0.86–1.44× (5 runs)
- * (p50 ratios 1.34–1.48× instead of 1.25–1.48×: the paths are a little less warm).
+ * "Alone" blocks of 50 writes (10 unrecorded warm-up, ~60 ms) so that the machine's stalls fall on
+ * every path alike: with 250-write blocks the alone p99 ratio swung 0.56–2.3× from run to run;
+ * with 50 it stayed 0.86–1.44× (5 runs) (p50 ratios 1.34–1.48× instead of 1.25–1.48×: the paths
+ * are a little less warm).
  */
-const BLOCK = 50
-const BLOCK_WARMUP = 10
+const SCHEDULE: LatencySchedule = { warmup: LAT_WARMUP, samples: LAT_SAMPLES, block: 50, blockWarmup: 10 }
 
-/**
- * Drives the paths together, each seeing the same machine noise and the same warm-up of the
- * shared server: warm-up writes, a -2 marker (clears the samples), the measured writes, then -1
- * (stop). `interleaved`: one write to each path in turn, ~SPACING_MS apart. `alone`: blocks of
- * BLOCK writes to one path at a time, in turn (each block after BLOCK_WARMUP unrecorded writes),
- * so a path runs by itself, as on a machine where it is the only traffic, yet noise that comes
- * and goes in the machine falls on every path alike (paths run one after the other did not
- * compare: their p99s came from different minutes).
- */
+/** Drives the paths together (see `runLatencySchedule`; one service and receiver per path) and collects their samples. */
 const drive = async (paths: ReadonlyArray<LatencyPath>, how: "interleaved" | "alone"): Promise<Array<Distribution>> => {
   for (const p of paths) await p.child.waitForLine("ready")
   await sleep(100)
-  const write = (p: LatencyPath, value: number) => Promise.all([p.write(value), sleep(SPACING_MS)])
-  const round = async (value: () => number) => {
-    for (const p of paths) await write(p, value())
-  }
-  if (how === "interleaved") {
-    progress(`remote: latency, ${paths.length} paths interleaved: ${LAT_WARMUP} warm-up writes each, then ${LAT_SAMPLES} measured, ~${SPACING_MS} ms apart`)
-    for (let i = 0; i < LAT_WARMUP; i++) await round(hrnow)
-  } else {
-    progress(`remote: latency, ${paths.length} paths each alone: ${LAT_WARMUP} warm-up writes each, then ${LAT_SAMPLES} measured in blocks of ${BLOCK}, ~${SPACING_MS} ms apart`)
-    for (const p of paths) for (let i = 0; i < LAT_WARMUP; i++) await write(p, UNRECORDED)
-  }
-  await sleep(20)
-  await round(() => -2)
-  await sleep(20)
-  if (how === "interleaved") for (let i = 0; i < LAT_SAMPLES; i++) await round(hrnow)
-  else {
-    for (let done = 0; done < LAT_SAMPLES; done += BLOCK) {
-      for (const p of paths) {
-        for (let i = 0; i < BLOCK_WARMUP; i++) await write(p, UNRECORDED)
-        for (let i = 0; i < BLOCK; i++) await write(p, hrnow())
-      }
-    }
-  }
-  await sleep(50)
-  for (const p of paths) await p.write(-1)
+  progress(`remote: latency, ${paths.length} paths ${how === "alone" ? `each alone in blocks of ${SCHEDULE.block}` : "interleaved"}: ${LAT_WARMUP} warm-up writes each, then ${LAT_SAMPLES} measured, ~${SPACING_MS} ms apart`)
+  await runLatencySchedule(paths.length, how, SCHEDULE, hrnow, async (i, value) => {
+    await Promise.all([paths[i]!.write(value), sleep(SPACING_MS)])
+  })
   return Promise.all(paths.map(async ({ child, key, name }) => {
     const line = await child.waitForLine("samples ", 10_000)
     const result = await child.exited
