@@ -315,21 +315,9 @@ export class Writer {
   number(n: number): this {
     this.room(9)
     const { buf, view } = this
-    if (Number.isInteger(n) && n >= 0 && n <= 0xffffffff && !Object.is(n, -0)) {
-      if (n < 0x80) buf[this.pos++] = n
-      else if (n < 0x100) {
-        buf[this.pos++] = 0xcc
-        buf[this.pos++] = n
-      } else if (n < 0x10000) {
-        buf[this.pos++] = 0xcd
-        view.setUint16(this.pos, n)
-        this.pos += 2
-      } else {
-        buf[this.pos++] = 0xce
-        view.setUint32(this.pos, n)
-        this.pos += 4
-      }
-    } else if (Number.isInteger(n) && n < 0 && n >= -0x80000000) {
+    // Unsigned integers take the same forms as a length: fixint, then 8, 16 or 32 bits.
+    if (Number.isInteger(n) && n >= 0 && n <= 0xffffffff && !Object.is(n, -0)) this.header(0, 0x80, n, 0xcc, 0xcd, 0xce)
+    else if (Number.isInteger(n) && n < 0 && n >= -0x80000000) {
       if (n >= -32) buf[this.pos++] = n & 0xff
       else {
         buf[this.pos++] = 0xd2
