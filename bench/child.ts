@@ -68,8 +68,13 @@ export interface LiveChild {
   readonly exited: Promise<{ readonly code: number | null; readonly stderr: string }>
 }
 
-export const startChild = (fixture: string, args: ReadonlyArray<string>): LiveChild => {
-  const child = spawn(process.execPath, [bundled(fixture), ...args], {
+/** Runs bench/fixtures/`fixture` (bundled) in a new Node process. */
+export const startChild = (fixture: string, args: ReadonlyArray<string>): LiveChild =>
+  startProcess(process.execPath, [bundled(fixture), ...args], fixture)
+
+/** Runs any program as a bench child (killed however the bench ends); `label` names it in errors. */
+export const startProcess = (command: string, args: ReadonlyArray<string>, label = command): LiveChild => {
+  const child = spawn(command, args, {
     env: { COMMY_NATIVE_PATH: addonPath, ...process.env },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -86,6 +91,8 @@ export const startChild = (fixture: string, args: ReadonlyArray<string>): LiveCh
     for (const l of [...listeners]) l()
   })
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()))
+  // A program that cannot start (ENOENT, EACCES) is reported through waitForLine and `exited`.
+  child.once("error", (error) => (stderr += String(error)))
   const exited = new Promise<{ code: number | null; stderr: string }>((resolve) =>
     child.once("close", (code) => {
       for (const l of [...listeners]) l()
@@ -105,12 +112,12 @@ export const startChild = (fixture: string, args: ReadonlyArray<string>): LiveCh
             resolve(found)
           } else if (closed || child.exitCode !== null) {
             done()
-            reject(new Error(`${fixture} exited before the expected line; stderr: ${stderr.slice(-2000)}`))
+            reject(new Error(`${label} exited before the expected line; stderr: ${stderr.slice(-2000)}`))
           }
         }
         const timer = setTimeout(() => {
           done()
-          reject(new Error(`${fixture}: no expected line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`))
+          reject(new Error(`${label}: no expected line within ${timeoutMs} ms; stderr: ${stderr.slice(-2000)}`))
         }, timeoutMs)
         const done = () => {
           clearTimeout(timer)

@@ -9,20 +9,28 @@
  * under the Watcher's path; and the Watcher's sleep alone (`accessor.wait` in an Effect fiber,
  * then `unsafeGet`), which splits the Watcher's time into waking up and scanning. Then the floor
  * and the two Watcher paths run again each alone (one writer, one watcher: the target's setup),
- * where no other process competes for the two CPUs at a wake.
+ * where no other process competes for the two CPUs at a wake, beside the same ping received by
+ * a C program (no Node: the machine's own floor). Paced writes find the receiver idle, its CPU
+ * halted and its caches cold; the last part runs the Watcher paths back to back (each write as
+ * soon as the receiver echoed the previous one), the receiver busy as under steady traffic.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { SimdDiff } from "../src/diff/SimdDiff.js"
 import { createServiceFile, openServiceFile } from "../src/local/ServiceFiles.js"
 import * as Var from "../src/local/VarType.js"
+import { onChange } from "../src/local/Watcher.js"
+import type { NativeBinding } from "../src/native/Binding.js"
 import { loadNative, NativeAddon } from "../src/native/NativeAddon.js"
-import { type LiveChild, removeBundles, startChild } from "./child.js"
-import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, stats, table } from "./harness.js"
+import { type LiveChild, removeBundles, startChild, startProcess } from "./child.js"
+import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, stats, table, UNRECORDED } from "./harness.js"
 
 const WARMUP = 200
 const SAMPLES = 2000
@@ -34,6 +42,14 @@ const SPACING_MS = 1
  * 50-write blocks `onChange`'s p99 rose from ~400 to ~600 µs (colder starts).
  */
 const SCHEDULE: LatencySchedule = { warmup: WARMUP, samples: SAMPLES, block: 250, blockWarmup: 20 }
+
+/**
+ * Back to back: the next write as soon as the previous value came back (the receiver echoes
+ * each value to a second file, which this process watches with onChange), so the receiver is
+ * busy rather than idle between writes, as under steady traffic. Blocks of 500 per path, each
+ * after 50 unrecorded round trips.
+ */
+const BACK_TO_BACK: LatencySchedule = { warmup: 500, samples: 5000, block: 500, blockWarmup: 50 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const hrnow = () => Number(process.hrtime.bigint())
@@ -72,14 +88,106 @@ const drive = async (targets: ReadonlyArray<Target>, how: "interleaved" | "alone
   }, () => {
     for (const costs of writeCosts) costs.length = 0
   })
-  return Promise.all(targets.map(async ({ child, key, name }, i) => {
+  return collect(targets, SAMPLES, writeCosts)
+}
+
+/** Each child's samples (it prints them when told to stop), in µs. */
+const collect = (targets: ReadonlyArray<Target>, sent: number, writeCosts: ReadonlyArray<ReadonlyArray<number>>): Promise<Array<Distribution>> =>
+  Promise.all(targets.map(async ({ child, key, name }, i) => {
     const line = await child.waitForLine((l) => l.startsWith("samples "), 10_000)
     const result = await child.exited
     if (result.code !== 0) throw new Error(`${name}: child exited ${result.code}: ${result.stderr.slice(-1000)}`)
     const samples = JSON.parse(line.slice("samples ".length)) as Array<number>
     const sorted = Float64Array.from(samples, (ns) => ns / 1000).sort()
-    return { key, name, sent: SAMPLES, received: sorted.length, sorted, writeCosts: Float64Array.from(writeCosts[i]!).sort() }
+    return { key, name, sent, received: sorted.length, sorted, writeCosts: Float64Array.from(writeCosts[i]!).sort() }
   }))
+
+interface EchoTarget extends Target {
+  /** Writes `value` and resolves once the receiver wrote it back. */
+  readonly roundTrip: (value: number) => Promise<void>
+  /** Rejects the round trip in flight, if any. */
+  readonly abort: (error: Error) => void
+}
+
+/**
+ * Back to back: each write waits for the previous value's echo, the paths in alternating blocks.
+ * Warm-up writes carry distinct negative values (an unchanged value is no change, hence no echo).
+ */
+const driveBackToBack = async (targets: ReadonlyArray<EchoTarget>): Promise<Array<Distribution>> => {
+  for (const t of targets) await t.child.waitForLine((l) => l === "ready")
+  await sleep(100)
+  const writeCosts = targets.map(() => [] as Array<number>)
+  let warmupValue = UNRECORDED
+  let trips = 0
+  // A receiver that stops echoing (it crashed) fails the group instead of hanging the bench.
+  let seen = -1
+  const watchdog = setInterval(() => {
+    if (trips === seen) for (const t of targets) t.abort(new Error(`latency: no echo within 5 s (after ${trips} round trips)`))
+    seen = trips
+  }, 5000)
+  progress(`latency: ${targets.length} paths back to back, each alone in blocks of ${BACK_TO_BACK.block}: ${BACK_TO_BACK.warmup} warm-up round trips each, then ${BACK_TO_BACK.samples} measured`)
+  try {
+    await runLatencySchedule(targets.length, "alone", BACK_TO_BACK, hrnow, async (i, value) => {
+      const target = targets[i]!
+      // The last value stops the receiver: it may exit before its echo is seen.
+      if (value === -1) return target.write(value)
+      const sent = value === UNRECORDED ? --warmupValue : value
+      const before = hrnow()
+      const echoed = target.roundTrip(sent)
+      if (sent >= 0) writeCosts[i]!.push((hrnow() - before) / 1000)
+      await echoed
+      trips++
+    }, () => {
+      for (const costs of writeCosts) costs.length = 0
+    })
+  } finally {
+    clearInterval(watchdog)
+  }
+  return collect(targets, BACK_TO_BACK.samples, writeCosts)
+}
+
+const floorSource = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "futexReceiver.c")
+
+/**
+ * The bare futex ping's receiver in C (fixtures/futexReceiver.c: the same io_uring wait, no
+ * Node), compiled here with `cc`, on its own 4 KiB file. Skipped where there is no compiler, or
+ * no io_uring futex wait (the addon then uses its thread waiter, which this would not mirror).
+ */
+const startFloorInC = async (
+  root: string,
+  binding: NativeBinding,
+  started: (child: LiveChild) => void
+): Promise<Target | { readonly skipped: string }> => {
+  if (process.platform !== "linux") return { skipped: "Linux only" }
+  const program = path.join(root, "futexReceiver")
+  const built = spawnSync("cc", ["-O2", "-o", program, floorSource], { encoding: "utf8" })
+  if (built.error) return { skipped: `no C compiler (cc: ${built.error.message})` }
+  if (built.status !== 0) return { skipped: `cc failed: ${built.stderr.trim().slice(-300)}` }
+  const file = path.join(root, "ping-c.bin")
+  fs.writeFileSync(file, Buffer.alloc(4096), { mode: 0o600 })
+  const mapping = binding.map(file, true, 4096)
+  const child = startProcess(program, [file], "futexReceiver")
+  started(child)
+  try {
+    await child.waitForLine((l) => l === "ready", 10_000)
+  } catch {
+    const { stderr } = await child.exited
+    mapping.close()
+    return { skipped: stderr.trim().split("\n").pop() ?? "it did not start" }
+  }
+  const words = new Int32Array(mapping.buffer, 0, 4)
+  const view = new DataView(mapping.buffer)
+  void child.exited.then(() => mapping.close())
+  return {
+    key: "cfutex",
+    name: "bare futex ping, C receiver (io_uring + epoll, no Node), alone",
+    child,
+    write: (value) => {
+      view.setFloat64(8, value, true)
+      Atomics.add(words, 0, 1)
+      mapping.wake(0, 1)
+    }
+  }
 }
 
 export const runLatency = async (): Promise<GroupSummary> => {
@@ -95,6 +203,8 @@ export const runLatency = async (): Promise<GroupSummary> => {
   const children: Array<LiveChild> = []
   let interleaved: Array<Distribution> = []
   const alone: Array<Distribution> = []
+  const backToBack: Array<Distribution> = []
+  const notes: Array<string> = []
   const pingFile = path.join(root, "ping.bin")
   fs.writeFileSync(pingFile, Buffer.alloc(4096), { mode: 0o600 })
   const mapping = binding.map(pingFile, true, 4096)
@@ -150,10 +260,51 @@ export const runLatency = async (): Promise<GroupSummary> => {
     }
     progress("latency: starting four receiving children (bundled with esbuild)")
     interleaved = await drive(paths.map((p) => launch(p)), "interleaved")
-    // Then the floor and the two Watcher paths each alone (one writer, one watcher, as the target
-    // is stated), in alternating blocks so that the machine's passing noise falls on all three.
-    const aloneKeys = ["futex", "callback", "watch"]
-    alone.push(...await drive(aloneKeys.map((key) => launch(paths.find((p) => p.key === key)!, ", alone")), "alone"))
+    // Then the floors and the two Watcher paths each alone (one writer, one watcher, as the
+    // target is stated), in alternating blocks so that the machine's passing noise falls on all.
+    const aloneTargets = ["futex", "callback", "watch"].map((key) => launch(paths.find((p) => p.key === key)!, ", alone"))
+    const floorInC = await startFloorInC(root, binding, (child) => children.push(child))
+    if ("skipped" in floorInC) notes.push(`the C floor was skipped: ${floorInC.skipped}`)
+    else aloneTargets.unshift(floorInC)
+    alone.push(...await drive(aloneTargets, "alone"))
+    // Back to back: the same two Watcher paths with the receiver busy instead of idle.
+    const echo = async (key: string, name: string, mode: string): Promise<EchoTarget> => {
+      const files = await Effect.runPromise(Effect.gen(function*() {
+        const x = yield* createServiceFile(root, { capacity: 1024 * 1024, maxVariables: 64 })
+        const y = yield* createServiceFile(root, { capacity: 1024 * 1024, maxVariables: 64 })
+        const t = yield* (yield* openServiceFile(root, x)).define("t", Var.f64)
+        const echoes = yield* openServiceFile(root, y)
+        yield* echoes.define("ack", Var.f64)
+        return { x, y, t, echoes }
+      }).pipe(Scope.extend(scope), Effect.provide(NativeAddon.layer)))
+      let pending: { readonly resolve: () => void; readonly reject: (error: Error) => void } | undefined
+      const settle = (error?: Error) => {
+        const p = pending
+        pending = undefined
+        if (error) p?.reject(error)
+        else p?.resolve()
+      }
+      await Effect.runPromise(onChange(files.echoes, () => settle(), { ownWrites: false }).pipe(Scope.extend(scope), Effect.provide(SimdDiff.layer)))
+      const child = startChild("latencyChild.ts", [mode, root, files.x, files.y])
+      children.push(child)
+      const write = (value: number) => void files.t.unsafeSet(value)
+      return {
+        key,
+        name,
+        child,
+        write,
+        roundTrip: (value) =>
+          new Promise<void>((resolve, reject) => {
+            pending = { resolve, reject }
+            write(value)
+          }),
+        abort: settle
+      }
+    }
+    backToBack.push(...await driveBackToBack([
+      await echo("callback", "Watcher event, callback (onChange, values: true), back to back", "echo-callback"),
+      await echo("watch", "Watcher event, Stream (watch, values: true), back to back", "echo-watch")
+    ]))
   } finally {
     for (const child of children) child.kill()
     await Effect.runPromise(Scope.close(scope, Exit.void))
@@ -180,22 +331,35 @@ export const runLatency = async (): Promise<GroupSummary> => {
       `${fmt(percentile(d.writeCosts, 50))} / ${fmt(percentile(d.writeCosts, 99))}`
     ]
   }
-  output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${WARMUP} warm-up; first the four paths interleaved write by write, then three of them each alone)\n`)
+  output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${WARMUP} warm-up; first the four paths interleaved write by write, then the floors and the two Watcher paths each alone; then back to back: ${BACK_TO_BACK.samples} round trips per path, each write as soon as the previous value was echoed)\n`)
   output(table(
     ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × futex", "p99 × futex", "write call p50 / p99"],
-    [...interleaved.map(row(base)), ...alone.map(row(baseAlone))],
+    [...interleaved.map(row(base)), ...alone.map(row(baseAlone)), ...backToBack.map(row(baseAlone))],
     ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
   ))
+  for (const note of notes) output(`\n${note}`)
   const verdict = (value: number, target: number) => (value <= target ? "met" : "NOT met")
-  const summary = (how: string, floor: ReturnType<typeof stats>, list: ReadonlyArray<Distribution>) => {
+  const summary = (how: string, list: ReadonlyArray<Distribution>, floor?: ReturnType<typeof stats>) => {
     const callback = find(list, "callback")
     const stream = find(list, "watch")
+    const floorAt = (p: "p50" | "p99") => (floor ? `; bare futex ${p} ${fmt(floor[p])} µs` : "")
     return [
-      `latency (${how}): Watcher p50 ${fmt(callback.p50)} µs via onChange, ${fmt(stream.p50)} µs via the Stream (target ≤ 50 µs: ${verdict(callback.p50, 50)} / ${verdict(stream.p50, 50)}); bare futex p50 ${fmt(floor.p50)} µs`,
-      `latency (${how}): Watcher p99 ${fmt(callback.p99)} µs via onChange, ${fmt(stream.p99)} µs via the Stream (target ≤ 300 µs: ${verdict(callback.p99, 300)} / ${verdict(stream.p99, 300)}); bare futex p99 ${fmt(floor.p99)} µs`
+      `latency (${how}): Watcher p50 ${fmt(callback.p50)} µs via onChange, ${fmt(stream.p50)} µs via the Stream (target ≤ 50 µs: ${verdict(callback.p50, 50)} / ${verdict(stream.p50, 50)})${floorAt("p50")}`,
+      `latency (${how}): Watcher p99 ${fmt(callback.p99)} µs via onChange, ${fmt(stream.p99)} µs via the Stream (target ≤ 300 µs: ${verdict(callback.p99, 300)} / ${verdict(stream.p99, 300)})${floorAt("p99")}`
     ]
   }
-  const lines = [...summary("paths interleaved", base, interleaved), ...summary("each alone", baseAlone, alone)]
+  const floorInC = alone.find((d) => d.key === "cfutex")
+  // The interleaved rows compare the paths under the same contention (four receivers and this
+  // writer on two CPUs); the target's setup is one writer and one watcher: alone, or back to back.
+  output("")
+  for (const line of summary("paths interleaved, for the ratios", interleaved, base)) output(`- ${line}`)
+  const lines = [
+    ...summary("each alone, paced", alone, baseAlone),
+    ...(floorInC
+      ? [`latency (each alone, paced): the futex ping's receiver in C p50 ${fmt(stats(floorInC).p50)} / p99 ${fmt(stats(floorInC).p99)} µs, in Node ${fmt(baseAlone.p50)} / ${fmt(baseAlone.p99)} µs (the machine's floor, then Node's)`]
+      : []),
+    ...summary("back to back", backToBack)
+  ]
   output("")
   for (const line of lines) output(`- ${line}`)
   return { lines }
