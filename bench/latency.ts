@@ -51,6 +51,9 @@ const SCHEDULE: LatencySchedule = { warmup: WARMUP, samples: SAMPLES, block: 250
  */
 const BACK_TO_BACK: LatencySchedule = { warmup: 500, samples: 5000, block: 500, blockWarmup: 50 }
 
+/** The busy-poll window of the opt-in `spin` rows: longer than the write spacing, so they never sleep within a block. */
+const SPIN_MS = 5
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const hrnow = () => Number(process.hrtime.bigint())
 
@@ -223,6 +226,8 @@ export const runLatency = async (): Promise<GroupSummary> => {
     const watched = await Effect.runPromise(serviceWithT)
     const called = await Effect.runPromise(serviceWithT)
     const waited = await Effect.runPromise(serviceWithT)
+    const watchedSpinning = await Effect.runPromise(serviceWithT)
+    const calledSpinning = await Effect.runPromise(serviceWithT)
     const paths: Array<{ key: string; name: string; args: Array<string>; write: (value: number) => void }> = [
       {
         key: "futex",
@@ -251,6 +256,19 @@ export const runLatency = async (): Promise<GroupSummary> => {
         name: "Watcher event, callback (onChange, values: true)",
         args: ["callback", root, called.id],
         write: (value) => void called.t.unsafeSet(value)
+      },
+      // Opt-in busy-polling (alone only): the receiver polls instead of sleeping, one CPU busy.
+      {
+        key: "callback-spin",
+        name: `Watcher event, callback (onChange, values: true, spin: ${SPIN_MS} ms)`,
+        args: ["callback", root, calledSpinning.id, String(SPIN_MS)],
+        write: (value) => void calledSpinning.t.unsafeSet(value)
+      },
+      {
+        key: "watch-spin",
+        name: `Watcher event, Stream (watch, values: true, spin: ${SPIN_MS} ms)`,
+        args: ["watch", root, watchedSpinning.id, String(SPIN_MS)],
+        write: (value) => void watchedSpinning.t.unsafeSet(value)
       }
     ]
     const launch = (spec: (typeof paths)[number], suffix = ""): Target => {
@@ -259,10 +277,10 @@ export const runLatency = async (): Promise<GroupSummary> => {
       return { key: spec.key, name: spec.name + suffix, child, write: spec.write }
     }
     progress("latency: starting four receiving children (bundled with esbuild)")
-    interleaved = await drive(paths.map((p) => launch(p)), "interleaved")
+    interleaved = await drive(paths.filter((p) => !p.key.endsWith("-spin")).map((p) => launch(p)), "interleaved")
     // Then the floors and the two Watcher paths each alone (one writer, one watcher, as the
     // target is stated), in alternating blocks so that the machine's passing noise falls on all.
-    const aloneTargets = ["futex", "callback", "watch"].map((key) => launch(paths.find((p) => p.key === key)!, ", alone"))
+    const aloneTargets = ["futex", "callback", "watch", "callback-spin", "watch-spin"].map((key) => launch(paths.find((p) => p.key === key)!, ", alone"))
     const floorInC = await startFloorInC(root, binding, (child) => children.push(child))
     if ("skipped" in floorInC) notes.push(`the C floor was skipped: ${floorInC.skipped}`)
     else aloneTargets.unshift(floorInC)
@@ -349,6 +367,7 @@ export const runLatency = async (): Promise<GroupSummary> => {
     ]
   }
   const floorInC = alone.find((d) => d.key === "cfutex")
+  const spinning = alone.filter((d) => d.key.endsWith("-spin")).map((d) => ({ ...d, key: d.key.slice(0, -"-spin".length) }))
   // The interleaved rows compare the paths under the same contention (four receivers and this
   // writer on two CPUs); the target's setup is one writer and one watcher: alone, or back to back.
   output("")
@@ -358,7 +377,8 @@ export const runLatency = async (): Promise<GroupSummary> => {
     ...(floorInC
       ? [`latency (each alone, paced): the futex ping's receiver in C p50 ${fmt(stats(floorInC).p50)} / p99 ${fmt(stats(floorInC).p99)} µs, in Node ${fmt(baseAlone.p50)} / ${fmt(baseAlone.p99)} µs (the machine's floor, then Node's)`]
       : []),
-    ...summary("back to back", backToBack)
+    ...summary("back to back", backToBack),
+    ...summary(`each alone, paced, opt-in spin: ${SPIN_MS} ms (the receiver polls: one CPU busy)`, spinning)
   ]
   output("")
   for (const line of lines) output(`- ${line}`)

@@ -163,6 +163,33 @@ describe("Watcher (in-memory file)", () => {
       expect(vf.memory.selfWakes).toBe(0)
     }).pipe(Effect.provide(SimdDiff.layer)))
 
+  it.live("watch with spin: polls instead of sleeping, reports writes made between its slices, and stops polling when interrupted", () =>
+    Effect.gen(function*() {
+      const vf = yield* bufferServiceFile()
+      const a = yield* vf.define("a", Var.u32)
+      const waiters = () => Atomics.load(vf.memory.words, H_WAITERS >>> 2)
+      const events = yield* Effect.fork(Stream.runCollect(Stream.take(watch(vf, { spin: "1 minute" }), 2)))
+      yield* Effect.sleep("20 millis") // timers run while it polls
+      expect(waiters()).toBe(0)
+      a.unsafeSet(1)
+      yield* Effect.sleep("20 millis")
+      a.unsafeSet(2)
+      const seen = yield* Fiber.join(events)
+      expect(Chunk.toReadonlyArray(seen).map((e) => e.changes.map((c) => c.name))).toEqual([["a"], ["a"]])
+      // Polling keeps this thread's event loop busy; once the stream is interrupted it idles.
+      const busy = (during: Effect.Effect<void>) =>
+        Effect.gen(function*() {
+          const start = performance.eventLoopUtilization()
+          yield* during
+          return performance.eventLoopUtilization(start).utilization
+        })
+      const idle = yield* Effect.fork(Stream.runDrain(watch(vf, { spin: "1 minute" })))
+      expect(yield* busy(Effect.sleep("100 millis"))).toBeGreaterThan(0.8)
+      yield* Fiber.interrupt(idle)
+      expect(yield* busy(Effect.sleep("100 millis"))).toBeLessThan(0.5)
+      expect(waiters()).toBe(0)
+    }).pipe(Effect.provide(SimdDiff.layer)))
+
   it.live("a mapped file closed under its watchers: watch fails and onChange's onError gets MappingClosed, nothing throws, nobody stays counted asleep", () =>
     Effect.gen(function*() {
       const root = yield* tempDir

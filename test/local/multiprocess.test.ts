@@ -3,9 +3,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { SimdDiff } from "../../src/diff/SimdDiff.js"
+import { H_WAITERS } from "../../src/local/layout.js"
 import { createServiceFile, openServiceFile, prepareRoot } from "../../src/local/ServiceFiles.js"
 import * as Var from "../../src/local/VarType.js"
 import { onChange } from "../../src/local/Watcher.js"
@@ -16,6 +18,13 @@ import { tempDir } from "../support/tempDir.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, NativeAddon | SimdDiff | import("effect/Scope").Scope>) =>
   effect.pipe(Effect.scoped, Effect.provide([NativeAddon.layer, SimdDiff.layer]))
+
+/** Waits (polling every 5 ms, for 10 s at most) until `done()` holds. */
+const until = (done: () => boolean) =>
+  Effect.suspend(() => (done() ? Effect.void : Effect.fail("not yet"))).pipe(
+    Effect.retry(Schedule.spaced("5 millis")),
+    Effect.timeout("10 seconds")
+  )
 
 const setup = Effect.gen(function*() {
   const root = yield* tempDir
@@ -240,4 +249,31 @@ describe("service files across processes", () => {
       vf.memory.reapSleepers()
       expect(waiters()).toBe(0)
     })), 60_000)
+  it.live("spin: a busy-polling watcher sees another process's writes without sleeping, lets the event loop run, and sleeps once its window closes", () =>
+    live(Effect.gen(function*() {
+      const { id, root } = yield* setup
+      const vf = yield* openServiceFile(root, id)
+      const waiters = () => Atomics.load(vf.memory.words, H_WAITERS >>> 2)
+      const seen: Array<ReadonlyArray<string>> = []
+      let timerRan = false
+      // A window far longer than the test's first part: the watcher polls and never sleeps.
+      yield* onChange(vf, (event) => seen.push(event.variables), { spin: "1 minute" })
+      setTimeout(() => (timerRan = true), 5)
+      // The child's output and exit reach this process only if the event loop runs between slices.
+      yield* Effect.promise(() => runChild("vfChild.ts", ["write", root, id, "polled", "7"]))
+      yield* until(() => seen.length > 0)
+      expect(seen).toEqual([["polled"]])
+      expect(timerRan).toBe(true)
+      // Polling, not asleep: writers see no sleeper, so they make no futex call.
+      expect(waiters()).toBe(0)
+
+      // A short window: once it closes the watcher sleeps in the kernel and still wakes for a write.
+      const other = yield* openServiceFile(root, id)
+      const events: Array<ReadonlyArray<string>> = []
+      yield* onChange(other, (event) => events.push(event.variables), { spin: "20 millis", ownWrites: false })
+      yield* until(() => waiters() === 1)
+      yield* Effect.promise(() => runChild("vfChild.ts", ["write", root, id, "slept", "8"]))
+      yield* until(() => events.length > 0)
+      expect(events).toEqual([["slept"]])
+    })))
 })
