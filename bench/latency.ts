@@ -13,6 +13,8 @@
  * a C program (no Node: the machine's own floor). Paced writes find the receiver idle, its CPU
  * halted and its caches cold; the last part runs the Watcher paths back to back (each write as
  * soon as the receiver echoed the previous one), the receiver busy as under steady traffic.
+ * The alone part also runs both Watcher paths with the opt-in `spin` (the receiver busy-polls
+ * instead of sleeping: what a watcher that can spare a CPU gets).
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
