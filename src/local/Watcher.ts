@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type CommyError, LockTimeout, MappingClosed } from "../CommyError.js"
+import { millisOf } from "../Durations.js"
 import { type DiffError, SimdDiff } from "../diff/SimdDiff.js"
 import type { Entry } from "./Directory.js"
 import { H_BATCH_SEQ, H_CHANGE_GEN, slotSize } from "./layout.js"
@@ -125,7 +126,6 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
     const memory = file.memory
     const accessor = file.accessor
     const service = options.service ?? file.path ?? "memory"
-    const maxSleep = options.maxSleep ?? Duration.seconds(1)
     const ownWrites = options.ownWrites ?? true
     const values = options.values === true
     const { bytes, words } = memory
@@ -298,8 +298,8 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
     }
 
     const generationIndex = H_CHANGE_GEN >>> 2
-    const maxSleepMs = Duration.toMillis(Duration.decode(maxSleep))
-    const spinMs = options.spin === undefined ? 0 : Duration.toMillis(Duration.decode(options.spin))
+    const maxSleepMs = yield* millisOf("maxSleep", options.maxSleep, "1 second")
+    const spinMs = yield* millisOf("spin", options.spin, 0)
     /** When the current busy-poll window closes (0: none open; it opens when a check finds nothing). */
     let spinUntil = 0
     /**

@@ -16,6 +16,7 @@ import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import WebSocket from "ws"
 import { type CommyError, ConnectionClosed, LimitExceeded, RequestTimeout } from "../CommyError.js"
+import { millisOf } from "../Durations.js"
 import { decodeResult, decodeServerMessage, encodeRequest, errorFromBody } from "../protocol/Codec.js"
 import {
   AuthResult,
@@ -108,9 +109,9 @@ interface ActiveSubscription {
 /** Connects (failing if the first connection or its authentication fails) and stays connected. */
 export const connect = (options: TransportOptions): Effect.Effect<WssTransportService, CommyError, Scope.Scope> =>
   Effect.gen(function*() {
-    const timeoutMs = Duration.toMillis(Duration.decode(options.requestTimeout ?? "10 seconds"))
-    const minDelay = Duration.toMillis(Duration.decode(options.reconnectMin ?? "50 millis"))
-    const maxDelay = Duration.toMillis(Duration.decode(options.reconnectMax ?? "5 seconds"))
+    const timeoutMs = yield* millisOf("requestTimeout", options.requestTimeout, "10 seconds")
+    const minDelay = yield* millisOf("reconnectMin", options.reconnectMin, "50 millis")
+    const maxDelay = yield* millisOf("reconnectMax", options.reconnectMax, "5 seconds")
     const pending = new Map<number, Pending>()
     const subscriptions = new Set<ActiveSubscription>()
     const bySub = new Map<number, ActiveSubscription>()

@@ -190,6 +190,17 @@ describe("Watcher (in-memory file)", () => {
       expect(waiters()).toBe(0)
     }).pipe(Effect.provide(SimdDiff.layer)))
 
+  it.live("a duration option it cannot read fails with InvalidArgument naming it (no defect)", () =>
+    Effect.gen(function*() {
+      const vf = yield* bufferServiceFile()
+      const spin = yield* Stream.runDrain(watch(vf, { spin: "soon" as never })).pipe(Effect.flip)
+      expect(spin).toMatchObject({ _tag: "InvalidArgument", code: "INVALID_ARGUMENT" })
+      expect(spin.message).toContain("spin")
+      const maxSleep = yield* onChange(vf, () => {}, { maxSleep: { weeks: 1 } as never }).pipe(Effect.scoped, Effect.flip)
+      expect(maxSleep).toMatchObject({ _tag: "InvalidArgument" })
+      expect(maxSleep.message).toContain("maxSleep")
+    }).pipe(Effect.provide(SimdDiff.layer)))
+
   it.live("a mapped file closed under its watchers: watch fails and onChange's onError gets MappingClosed, nothing throws, nobody stays counted asleep", () =>
     Effect.gen(function*() {
       const root = yield* tempDir

@@ -148,6 +148,15 @@ describe("bad input", () => {
     }).pipe(Effect.scoped), 60_000)
 })
 
+describe("bad client options", () => {
+  it.live("a duration option connect cannot read fails with InvalidArgument before any connection", () =>
+    Effect.gen(function*() {
+      const error = yield* connect({ url: "wss://127.0.0.1:1", credentials: [], requestTimeout: "later" as never }).pipe(Effect.scoped, Effect.flip)
+      expect(error).toMatchObject({ _tag: "InvalidArgument", code: "INVALID_ARGUMENT" })
+      expect(error.message).toContain("requestTimeout")
+    }))
+})
+
 describe("service lifecycle", () => {
   it.live("a non-persistent service is deleted when its last client disconnects; a persistent one survives a restart", () =>
     Effect.gen(function*() {
