@@ -112,6 +112,13 @@ const SMALL_REGION = 2048
 /** Longest a busy-polling watcher holds the JS thread before yielding to the event loop. */
 const SPIN_SLICE_MS = 1
 
+/**
+ * Events a watcher delivers in one go before it yields to the event loop. A writer faster than
+ * the handler (or a handler that writes to the file it watches) moves the generation again
+ * during every scan, and rescanning at once would then hold the thread for as long as it writes.
+ */
+const EVENTS_BEFORE_YIELD = 64
+
 /** Waits for the next event: `onEvent` or `onError` runs once (maybe synchronously); the result cancels. */
 type NextEvent = (onEvent: (event: FileChangeEvent) => void, onError: (error: CommyError) => void) => () => void
 
@@ -351,22 +358,41 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
      * Callback-driven: a wake runs the scan straight from the native completion, and the fiber
      * resumes only with an event (a fiber hop per wake cost tens of µs of latency).
      */
+    /** Events delivered since control last came from the event loop (a wake, a timer, an immediate). */
+    let burstEvents = 0
+    /** When polling in this turn of the event loop must stop (0: not polled yet in this turn). */
+    let burstDeadline = 0
+
     const next: NextEvent = (onEvent, onError) => {
       let cancel: (() => void) | undefined
       let release: (() => void) | undefined
-      /** `force`: scan even if the generation did not move (the timeout safety net). */
-      const step = (force: boolean): void => {
+      /** Carries on from a fresh turn of the event loop. */
+      const yieldThen = (force: boolean): void => {
+        const handle = setImmediate(() => step(force, true))
+        cancel = () => clearImmediate(handle)
+      }
+      /**
+       * `force`: scan even if the generation did not move (the timeout safety net). `fresh`:
+       * called from the event loop rather than from a handler's re-arm.
+       */
+      const step = (force: boolean, fresh: boolean): void => {
         cancel = undefined
+        if (fresh) {
+          burstEvents = 0
+          burstDeadline = 0
+        }
         // Closing the mapping detaches its buffer (and cancels our wait): stop with a typed error.
         if (words.length === 0) return onError(new MappingClosed({ message: `${service} was closed under its watcher` }))
         for (;;) {
           const seen = Atomics.load(words, generationIndex)
           if (force || seen !== scanned) {
+            if (burstEvents >= EVENTS_BEFORE_YIELD) return yieldThen(force)
             force = false
             scanned = seen
             const event = scanNow()
             if (event !== undefined) {
               spinUntil = 0
+              burstEvents++
               return "_tag" in event ? onError(event) : onEvent(event)
             }
           }
@@ -374,15 +400,14 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
             const now = performance.now()
             if (spinUntil === 0) spinUntil = now + spinMs
             if (now < spinUntil) {
-              if (pollSlice(seen, Math.min(spinUntil, now + SPIN_SLICE_MS))) continue
+              if (burstDeadline === 0) burstDeadline = now + SPIN_SLICE_MS
+              if (now < burstDeadline && pollSlice(seen, Math.min(spinUntil, burstDeadline))) continue
               // Let the event loop run, then poll on (or sleep, once the window has closed).
-              const handle = setImmediate(() => step(false))
-              cancel = () => clearImmediate(handle)
-              return
+              return yieldThen(false)
             }
           }
           if (!accessor.writable) {
-            const timer = setTimeout(() => step(true), pollMs)
+            const timer = setTimeout(() => step(true, true), pollMs)
             cancel = () => clearTimeout(timer)
             return
           }
@@ -400,12 +425,12 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
             // A quiet period: a good moment to undo sleepers that died asleep, and to rescan in
             // case a writer died between its commit and its generation bump.
             if (result === "timeout") memory.reapSleepers()
-            step(result === "timeout")
+            step(result === "timeout", true)
           })
           return
         }
       }
-      step(false)
+      step(false, false)
       return () => {
         cancel?.()
         release?.()

@@ -190,6 +190,32 @@ describe("Watcher (in-memory file)", () => {
       expect(waiters()).toBe(0)
     }).pipe(Effect.provide(SimdDiff.layer)))
 
+  for (const spin of [undefined, "1 minute"] as const) {
+    it.live(`onChange${spin ? " with spin" : ""}: a handler that writes on every event does not hold the thread (the watcher yields to the event loop every 64 events)`, () =>
+      Effect.gen(function*() {
+        const vf = yield* bufferServiceFile()
+        const a = yield* vf.define("a", Var.u32)
+        let stoppedBy: "timer" | "cap" | undefined
+        let events = 0
+        // Each event's write makes the next event at once: without a yield the chain would only
+        // end at the handler's own cap, with the timer still waiting.
+        yield* onChange(vf, () => {
+          events++
+          if (stoppedBy !== undefined) return
+          if (events >= 100_000) stoppedBy = "cap"
+          else a.unsafeSet(events)
+        }, spin ? { spin } : {})
+        setTimeout(() => (stoppedBy ??= "timer"), 5)
+        a.unsafeSet(1_000_000)
+        yield* Effect.promise(() => new Promise<void>((resolve) => {
+          const check = () => (stoppedBy ? resolve() : setImmediate(check))
+          check()
+        }))
+        expect(stoppedBy).toBe("timer")
+        expect(events).toBeGreaterThan(64)
+      }).pipe(Effect.scoped, Effect.provide(SimdDiff.layer)))
+  }
+
   it.live("a duration option it cannot read fails with InvalidArgument naming it (no defect)", () =>
     Effect.gen(function*() {
       const vf = yield* bufferServiceFile()
