@@ -353,16 +353,16 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
       }
     }
 
-    /**
-     * Scans until there is something to report, sleeping on the change generation in between.
-     * Callback-driven: a wake runs the scan straight from the native completion, and the fiber
-     * resumes only with an event (a fiber hop per wake cost tens of µs of latency).
-     */
     /** Events delivered since control last came from the event loop (a wake, a timer, an immediate). */
     let burstEvents = 0
     /** When polling in this turn of the event loop must stop (0: not polled yet in this turn). */
     let burstDeadline = 0
 
+    /**
+     * Scans until there is something to report, sleeping on the change generation in between.
+     * Callback-driven: a wake runs the scan straight from the native completion, and the fiber
+     * resumes only with an event (a fiber hop per wake cost tens of µs of latency).
+     */
     const next: NextEvent = (onEvent, onError) => {
       let cancel: (() => void) | undefined
       let release: (() => void) | undefined
