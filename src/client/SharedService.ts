@@ -17,7 +17,7 @@ import type { Versioned } from "../local/Slots.js"
 import type { VarType } from "../local/VarType.js"
 import type { BatchWrite, DefineOptions, VariableInfo, VirtualFile } from "../local/VirtualFile.js"
 import { type FileChangeEvent, onChange, type OnChangeOptions, watch, type WatchOptions } from "../local/Watcher.js"
-import { encodeValue, type RemoteService, type RemoteVariable } from "../remote/RemoteService.js"
+import { encodeWrite, type RemoteService, type RemoteVariable } from "../remote/RemoteService.js"
 
 export type Locality = "local" | "remote"
 
@@ -130,8 +130,6 @@ export const fromRemoteService = (remote: RemoteService, options: { readonly wri
       : !writable
       ? denied(writes.map((w) => w.name), `write ${writes.map((w) => w.name).join(", ")}`)
       : remote.writeBatch(writes)
-  const encoded = <A>(variable: { readonly name: string; readonly type: VarType<A> }, value: A) =>
-    Effect.map(encodeValue(variable.type, value), (bytes): Named => ({ name: variable.name, value: bytes }))
   // This service's handles: a batch must name only them (as a mapping requires).
   const handles = new WeakSet<SharedVariable<any>>()
   const shared = <A>(variable: RemoteVariable<A>): SharedVariable<A> => {
@@ -141,11 +139,11 @@ export const fromRemoteService = (remote: RemoteService, options: { readonly wri
       unsafeGet: variable.unsafeGet,
       get: variable.get,
       getVersioned: variable.getVersioned,
-      set: (value) => Effect.flatMap(encoded(variable, value), (write) => Effect.map(writeNamed([write]), (v) => v[0]!)),
+      set: (value) => Effect.flatMap(encodeWrite(variable.name, variable.type, value), (write) => Effect.map(writeNamed([write]), (v) => v[0]!)),
       compareAndSet: (expected, value) =>
         !writable
           ? denied([], `write ${variable.name}`)
-          : Effect.flatMap(encoded(variable, value), (write) => remote.compareAndSet(write.name, expected, write.value))
+          : Effect.flatMap(encodeWrite(variable.name, variable.type, value), (write) => remote.compareAndSet(write.name, expected, write.value))
     }
     handles.add(handle)
     return handle
@@ -175,7 +173,7 @@ export const fromRemoteService = (remote: RemoteService, options: { readonly wri
           if (!handles.has(variable)) {
             return Effect.fail(new InvalidArgument({ message: `${variable.name} is not a handle of ${label(tenant, name)}` }))
           }
-          named.push(encoded(variable, value))
+          named.push(encodeWrite(variable.name, variable.type, value))
         }
         return Effect.flatMap(Effect.all(named), writeNamed)
       }),

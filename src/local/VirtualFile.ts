@@ -84,7 +84,8 @@ const fromResult = <R>(result: R): Effect.Effect<Exclude<R, CommyError>, Extract
 /** Effect.suspend whose branches may fail with different CommyError members. */
 const lazy = <A, E = CommyError>(f: () => Effect.Effect<A, NoInfer<E>>): Effect.Effect<A, E> => Effect.suspend(f)
 
-const valueError = (name: string, type: VarType.VarType<any>, problem: string): TypeMismatch | ValueTooLarge =>
+/** The error for a value `type.check` refused, naming the variable. */
+export const valueError = (name: string, type: VarType.VarType<any>, problem: string): TypeMismatch | ValueTooLarge =>
   problem.includes("exceed")
     ? new ValueTooLarge({ message: `${name}: ${problem}`, capacity: type.capacity })
     : new TypeMismatch({ message: `${name}: ${problem}` })

@@ -11,12 +11,12 @@ import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type CommyError, ServiceNotFound, TypeMismatch, ValueTooLarge } from "../CommyError.js"
+import { type CommyError, ServiceNotFound } from "../CommyError.js"
 import { SimdDiff } from "../diff/SimdDiff.js"
 import { bufferServiceFile } from "../local/ServiceFiles.js"
 import type { Versioned } from "../local/Slots.js"
 import * as VarType from "../local/VarType.js"
-import type { DefineOptions, VariableInfo, VirtualFile } from "../local/VirtualFile.js"
+import { type DefineOptions, valueError, type VariableInfo, type VirtualFile } from "../local/VirtualFile.js"
 import { type FileChangeEvent, onChange, type OnChangeOptions, watch, type WatchOptions } from "../local/Watcher.js"
 import { CasResult, Empty, type Push, ReadResult, type VariableInfo as WireInfo, WriteResult } from "../protocol/Messages.js"
 import * as Messages from "../protocol/Messages.js"
@@ -35,20 +35,18 @@ export interface RemoteVariable<A> {
   readonly compareAndSet: (expected: number, value: A) => Effect.Effect<number, CommyError>
 }
 
-/** A value as the bytes a write carries, or fails with the CommyError its type reports. */
-export const encodeValue = <A>(type: VarType.VarType<A>, value: A): Effect.Effect<Uint8Array, CommyError> =>
+/** A write of `value` to variable `name`: its bytes, or the error its type reports (as a mapping's). */
+export const encodeWrite = <A>(
+  name: string,
+  type: VarType.VarType<A>,
+  value: A
+): Effect.Effect<{ readonly name: string; readonly value: Uint8Array }, CommyError> =>
   Effect.suspend(() => {
     const problem = type.check(value)
-    if (problem !== undefined) {
-      return Effect.fail(
-        problem.includes("exceed")
-          ? new ValueTooLarge({ message: problem, capacity: type.capacity })
-          : new TypeMismatch({ message: problem })
-      )
-    }
+    if (problem !== undefined) return Effect.fail(valueError(name, type, problem))
     const view = new DataView(new ArrayBuffer(type.capacity))
     const length = type.write(view, 0, value)
-    return Effect.succeed(new Uint8Array(view.buffer, 0, length))
+    return Effect.succeed({ name, value: new Uint8Array(view.buffer, 0, length) })
   })
 
 export interface RemoteServiceOptions {
@@ -218,9 +216,9 @@ export const openRemoteService = (
         unsafeGet: () => local.unsafeGet(),
         get: local.get,
         getVersioned: local.getVersioned,
-        set: (value) =>
-          Effect.flatMap(encodeValue(type, value), (bytes) => Effect.map(writeBatch([{ name: handle.name, value: bytes }]), (v) => v[0]!)),
-        compareAndSet: (expected, value) => Effect.flatMap(encodeValue(type, value), (bytes) => compareAndSet(handle.name, expected, bytes))
+        set: (value) => Effect.flatMap(encodeWrite(handle.name, type, value), (write) => Effect.map(writeBatch([write]), (v) => v[0]!)),
+        compareAndSet: (expected, value) =>
+          Effect.flatMap(encodeWrite(handle.name, type, value), (write) => compareAndSet(write.name, expected, write.value))
       }))
 
     const service: RemoteService = {
