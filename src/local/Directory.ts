@@ -128,14 +128,20 @@ export const initHeader = (view: DataView, capacity: number, dirCapacity: number
   view.setUint32(H_DIR_CAPACITY, dirCapacity, true)
 }
 
+/** Whether the bytes start with a service file's magic (the view must hold at least the magic). */
+export const hasMagic = (view: DataView): boolean => {
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (view.getUint8(H_MAGIC + i) !== MAGIC.charCodeAt(i)) return false
+  }
+  return true
+}
+
 /** Reads and validates the header against the bytes actually present. */
 export const readHeader = (view: DataView, path?: string): Header | CorruptFile | UnsupportedVersion => {
   const corrupt = (why: string) =>
     new CorruptFile({ message: `not a valid Commy file${path ? ` (${path})` : ""}: ${why}`, ...(path ? { path } : {}) })
   if (view.byteLength < HEADER_SIZE) return corrupt(`${view.byteLength} bytes is shorter than the header`)
-  for (let i = 0; i < MAGIC.length; i++) {
-    if (view.getUint8(H_MAGIC + i) !== MAGIC.charCodeAt(i)) return corrupt("bad magic")
-  }
+  if (!hasMagic(view)) return corrupt("bad magic")
   const version = view.getUint32(H_VERSION, true)
   if (version !== FORMAT_VERSION) {
     return new UnsupportedVersion({

@@ -16,9 +16,9 @@ import * as path from "node:path"
 import { type CommyError, InvalidArgument } from "../CommyError.js"
 import { loadNative, type NativeAddon } from "../native/NativeAddon.js"
 import { fromNativeError } from "../native/NativeError.js"
-import { type CreateOptions, initHeader, planFile } from "./Directory.js"
+import { type CreateOptions, hasMagic, initHeader, planFile } from "./Directory.js"
 import { type FileAccessorService, makeBuffer, makeLocal } from "./FileAccessor.js"
-import { FILE_DELETED, H_CHANGE_GEN, H_FLAGS, H_MAGIC, MAGIC, PAGE } from "./layout.js"
+import { H_CHANGE_GEN, H_FLAGS, H_WAITERS, PAGE } from "./layout.js"
 import { processAlive, SlotMemory } from "./Slots.js"
 import { VirtualFile } from "./VirtualFile.js"
 
@@ -146,25 +146,25 @@ const flagDeleted = (file: string): void => {
     // The header page is enough: the flag, the change generation and the waiter count live there.
     const mapping = native.right.map(file, true, PAGE)
     try {
-      if (Buffer.from(mapping.buffer, H_MAGIC, MAGIC.length).toString("latin1") !== MAGIC) return
+      if (!hasMagic(new DataView(mapping.buffer))) return
       new SlotMemory(mapping.buffer, () => void mapping.wake(H_CHANGE_GEN, 0x7fffffff)).markDeleted()
     } finally {
       mapping.close()
     }
     return
   }
-  // No addon, so no futex: plain writes, which sleeping watchers see at their next timeout scan.
+  // No addon, so no futex: the header is read, marked in memory by the same markDeleted, and its
+  // two changed words written back; sleeping watchers see them at their next timeout scan.
   // O_NONBLOCK and the regular-file check: a FIFO or device under that name must not hang us.
   const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
   try {
     if (!fs.fstatSync(fd).isFile()) return
-    const header = Buffer.alloc(H_CHANGE_GEN + 4)
+    // Through the waiter count, which markDeleted's bump reads.
+    const header = new Uint8Array(H_WAITERS + 4)
     if (fs.readSync(fd, header, 0, header.length, 0) < header.length) return
-    if (header.toString("latin1", H_MAGIC, H_MAGIC + MAGIC.length) !== MAGIC) return
-    header.writeUInt32LE((header.readUInt32LE(H_FLAGS) | FILE_DELETED) >>> 0, H_FLAGS)
-    header.writeUInt32LE((header.readUInt32LE(H_CHANGE_GEN) + 1) >>> 0, H_CHANGE_GEN)
-    fs.writeSync(fd, header, H_FLAGS, 4, H_FLAGS)
-    fs.writeSync(fd, header, H_CHANGE_GEN, 4, H_CHANGE_GEN)
+    if (!hasMagic(new DataView(header.buffer))) return
+    new SlotMemory(header.buffer, () => {}).markDeleted()
+    for (const at of [H_FLAGS, H_CHANGE_GEN]) fs.writeSync(fd, header, at, 4, at)
   } finally {
     fs.closeSync(fd)
   }
