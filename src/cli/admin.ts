@@ -105,9 +105,10 @@ const tenantList = Command.make(
  * processes still mapping one stop); missing files are fine (non-persistent services may never
  * have been written, or live elsewhere).
  */
-const removeServiceFiles = (dir: string, ids: ReadonlyArray<string>) =>
-  Effect.forEach(ids, (id) =>
-    fs.existsSync(servicePath(servicesDir(dir), id)) ? removeServiceFile(servicesDir(dir), id) : Effect.void, { discard: true })
+const removeServiceFiles = (dir: string, ids: ReadonlyArray<string>) => {
+  const root = servicesDir(dir)
+  return Effect.forEach(ids, (id) => (fs.existsSync(servicePath(root, id)) ? removeServiceFile(root, id) : Effect.void), { discard: true })
+}
 
 const tenantDelete = Command.make(
   "delete",

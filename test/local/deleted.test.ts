@@ -14,6 +14,14 @@ import { NativeAddon } from "../../src/native/NativeAddon.js"
 import { runChild, startChild } from "../support/child.js"
 import { tempDir } from "../support/tempDir.js"
 
+/** A new service file mapped here, with a u32 variable "v". */
+const mappedWithV = Effect.gen(function*() {
+  const root = yield* tempDir
+  const id = yield* createServiceFile(root)
+  const vf = yield* openServiceFile(root, id)
+  return { root, id, vf, v: yield* vf.define("v", Var.u32) }
+})
+
 const codeOf = <A>(result: Either.Either<A, { readonly code: string }>) => (Either.isLeft(result) ? result.left.code : "succeeded")
 
 describe("a deleted service", () => {
@@ -36,10 +44,7 @@ describe("a deleted service", () => {
 
   it.live("every write path of a mapping opened before the deletion refuses; reads still work", () =>
     Effect.gen(function*() {
-      const root = yield* tempDir
-      const id = yield* createServiceFile(root)
-      const vf = yield* openServiceFile(root, id)
-      const v = yield* vf.define("v", Var.u32)
+      const { id, root, v, vf } = yield* mappedWithV
       yield* v.set(7)
       yield* removeServiceFile(root, id)
       expect(codeOf(yield* Effect.either(v.set(8)))).toBe("SERVICE_NOT_FOUND")
@@ -53,10 +58,7 @@ describe("a deleted service", () => {
 
   it.live("without the addon the file is flagged by plain writes, which a mapping sees", () =>
     Effect.gen(function*() {
-      const root = yield* tempDir
-      const id = yield* createServiceFile(root)
-      const vf = yield* openServiceFile(root, id)
-      const v = yield* vf.define("v", Var.u32)
+      const { id, root, v } = yield* mappedWithV
       const removed = yield* Effect.promise(() => runChild("vfChild.ts", ["remove", root, id], { env: { COMMY_NATIVE: "off" } }))
       expect(removed.stdout.trim()).toBe("removed")
       expect(codeOf(yield* Effect.either(v.set(1)))).toBe("SERVICE_NOT_FOUND")
