@@ -151,6 +151,26 @@ const driveBackToBack = async (targets: ReadonlyArray<EchoTarget>): Promise<Arra
   return collect(targets, BACK_TO_BACK.samples, writeCosts)
 }
 
+/**
+ * A bare futex ping target: word 0 and an f64 timestamp at byte 8 of a new 4 KiB file; `write`
+ * stores the value, bumps the word and wakes one waiter. `close` unmaps it.
+ */
+const pingFile = (binding: NativeBinding, file: string) => {
+  fs.writeFileSync(file, Buffer.alloc(4096), { mode: 0o600 })
+  const mapping = binding.map(file, true, 4096)
+  const words = new Int32Array(mapping.buffer, 0, 4)
+  const view = new DataView(mapping.buffer)
+  return {
+    file,
+    write: (value: number) => {
+      view.setFloat64(8, value, true)
+      Atomics.add(words, 0, 1)
+      mapping.wake(0, 1)
+    },
+    close: () => mapping.close()
+  }
+}
+
 const floorSource = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "futexReceiver.c")
 
 /**
@@ -168,31 +188,18 @@ const startFloorInC = async (
   const built = spawnSync("cc", ["-O2", "-o", program, floorSource], { encoding: "utf8" })
   if (built.error) return { skipped: `no C compiler (cc: ${built.error.message})` }
   if (built.status !== 0) return { skipped: `cc failed: ${built.stderr.trim().slice(-300)}` }
-  const file = path.join(root, "ping-c.bin")
-  fs.writeFileSync(file, Buffer.alloc(4096), { mode: 0o600 })
-  const mapping = binding.map(file, true, 4096)
-  const child = startProcess(program, [file], "futexReceiver")
+  const ping = pingFile(binding, path.join(root, "ping-c.bin"))
+  const child = startProcess(program, [ping.file], "futexReceiver")
   started(child)
   try {
     await child.waitForLine((l) => l === "ready", 10_000)
   } catch {
     const { stderr } = await child.exited
-    mapping.close()
+    ping.close()
     return { skipped: stderr.trim().split("\n").pop() ?? "it did not start" }
   }
-  const words = new Int32Array(mapping.buffer, 0, 4)
-  const view = new DataView(mapping.buffer)
-  void child.exited.then(() => mapping.close())
-  return {
-    key: "cfutex",
-    name: "bare futex ping, C receiver (io_uring + epoll, no Node), alone",
-    child,
-    write: (value) => {
-      view.setFloat64(8, value, true)
-      Atomics.add(words, 0, 1)
-      mapping.wake(0, 1)
-    }
-  }
+  void child.exited.then(ping.close)
+  return { key: "cfutex", name: "bare futex ping, C receiver (io_uring + epoll, no Node), alone", child, write: ping.write }
 }
 
 export const runLatency = async (): Promise<GroupSummary> => {
@@ -210,13 +217,8 @@ export const runLatency = async (): Promise<GroupSummary> => {
   const alone: Array<Distribution> = []
   const backToBack: Array<Distribution> = []
   const notes: Array<string> = []
-  const pingFile = path.join(root, "ping.bin")
-  fs.writeFileSync(pingFile, Buffer.alloc(4096), { mode: 0o600 })
-  const mapping = binding.map(pingFile, true, 4096)
+  const ping = pingFile(binding, path.join(root, "ping.bin"))
   try {
-    // ---- bare futex ping: word 0 and an f64 timestamp at byte 8 of a 4 KiB file ----
-    const words = new Int32Array(mapping.buffer, 0, 4)
-    const view = new DataView(mapping.buffer)
     // ---- the Watcher: an f64 variable "t" in a service file ----
     // (and a second file for the Effect-wrapped wait alone, so its writes wake only that child)
     const serviceWithT = Effect.gen(function*() {
@@ -234,12 +236,8 @@ export const runLatency = async (): Promise<GroupSummary> => {
       {
         key: "futex",
         name: "bare futex ping (native waiter → JS promise)",
-        args: ["futex", pingFile],
-        write: (value) => {
-          view.setFloat64(8, value, true)
-          Atomics.add(words, 0, 1)
-          mapping.wake(0, 1)
-        }
+        args: ["futex", ping.file],
+        write: ping.write
       },
       {
         key: "wait",
@@ -329,7 +327,7 @@ export const runLatency = async (): Promise<GroupSummary> => {
     for (const child of children) child.kill()
     await Effect.runPromise(Scope.close(scope, Exit.void))
     fs.rmSync(root, { recursive: true, force: true })
-    mapping.close()
+    ping.close()
     removeBundles()
   }
 
