@@ -200,6 +200,15 @@ export const output = (text: string): void => {
   process.stdout.write(text + "\n")
 }
 
+/**
+ * A latency receiver's report — its `samples [...]` line (ns) — as ascending µs, once it exited;
+ * a receiver that exited badly fails the group.
+ */
+export const samplesOf = (name: string, line: string, exit: { readonly code: number | null; readonly stderr: string }): Float64Array => {
+  if (exit.code !== 0) throw new Error(`${name}: child exited ${exit.code}: ${exit.stderr.slice(-1000)}`)
+  return Float64Array.from(JSON.parse(line.slice("samples ".length)) as Array<number>, (ns) => ns / 1000).sort()
+}
+
 /** A latency write of this value wakes its receiver without being recorded (warm-up). */
 export const UNRECORDED = -3
 

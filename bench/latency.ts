@@ -32,7 +32,7 @@ import { onChange } from "../src/local/Watcher.js"
 import type { NativeBinding } from "../src/native/Binding.js"
 import { loadNative, NativeAddon } from "../src/native/NativeAddon.js"
 import { type LiveChild, removeBundles, startChild, startProcess } from "./child.js"
-import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, stats, table, UNRECORDED } from "./harness.js"
+import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, samplesOf, stats, table, UNRECORDED } from "./harness.js"
 
 const WARMUP = 200
 const SAMPLES = 2000
@@ -100,10 +100,7 @@ const drive = async (targets: ReadonlyArray<Target>, how: "interleaved" | "alone
 const collect = (targets: ReadonlyArray<Target>, sent: number, writeCosts: ReadonlyArray<ReadonlyArray<number>>): Promise<Array<Distribution>> =>
   Promise.all(targets.map(async ({ child, key, name }, i) => {
     const line = await child.waitForLine((l) => l.startsWith("samples "), 10_000)
-    const result = await child.exited
-    if (result.code !== 0) throw new Error(`${name}: child exited ${result.code}: ${result.stderr.slice(-1000)}`)
-    const samples = JSON.parse(line.slice("samples ".length)) as Array<number>
-    const sorted = Float64Array.from(samples, (ns) => ns / 1000).sort()
+    const sorted = samplesOf(name, line, await child.exited)
     return { key, name, sent, received: sorted.length, sorted, writeCosts: Float64Array.from(writeCosts[i]!).sort() }
   }))
 

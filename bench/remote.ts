@@ -52,7 +52,7 @@ import { connect, type RequestBody, type WssTransportService } from "../src/remo
 import { addonPath, bundleEntry } from "../test/support/bundle.js"
 import { makeKey, startTestServer, stopTestServer, type TestServer } from "../test/support/server.js"
 import { cleanupOnExit, killOnExit } from "./child.js"
-import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, stats, table } from "./harness.js"
+import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, samplesOf, stats, table } from "./harness.js"
 import { RespClient, startRedis } from "./redis.js"
 
 const LAT_WARMUP = 500
@@ -233,10 +233,8 @@ const drive = async (paths: ReadonlyArray<LatencyPath>, how: "interleaved" | "al
   })
   return Promise.all(paths.map(async ({ child, key, name }) => {
     const line = await child.waitForLine("samples ", 10_000)
-    const result = await child.exited
-    if (result.code !== 0) throw new Error(`${name}: child exited ${result.code}: ${result.stderr.slice(-1000)}`)
-    const samples = JSON.parse(line.slice("samples ".length)) as Array<number>
-    return { key, name, received: samples.length, sorted: Float64Array.from(samples, (ns) => ns / 1000).sort() }
+    const sorted = samplesOf(name, line, await child.exited)
+    return { key, name, received: sorted.length, sorted }
   }))
 }
 
