@@ -82,39 +82,57 @@ const attempt = <A>(context: string, f: () => A): Effect.Effect<A, CommyError> =
 const toMillis = (timeout: Duration.DurationInput | undefined): number =>
   timeout === undefined ? Infinity : Duration.toMillis(Duration.decode(timeout))
 
+/**
+ * A native waiter with its promise handlers, made once and reused: a wait then allocates its
+ * promise and one cancel closure, not a handler pair each time (wakes are the watcher's hot path).
+ */
+class PooledWaiter {
+  onDone: ((result: WaitResult | CommyError) => void) | undefined = undefined
+  /** Counts this waiter's waits, so a stale cancel cannot withdraw a later one. */
+  uses = 0
+
+  constructor(readonly waiter: NativeWaiter, private readonly idle: Array<PooledWaiter>) {}
+
+  readonly resolved = (result: WaitResult): void => {
+    const done = this.onDone
+    this.onDone = undefined
+    this.idle.push(this)
+    done?.(result)
+  }
+
+  readonly rejected = (cause: unknown): void => {
+    const done = this.onDone
+    this.onDone = undefined
+    this.waiter.close()
+    done?.(fromNativeError(cause, "MappedFile.wait"))
+  }
+}
+
 const make = (path: string, mapping: NativeMapping): MappedFile => {
   // Idle native waiters, reused: each owns a ring or a thread, costly to create per wait.
-  const idle: Array<NativeWaiter> = []
+  const idle: Array<PooledWaiter> = []
 
   const unsafeWait: UnsafeWait = (offset, expected, timeoutMs, onDone) => {
-    let waiter: NativeWaiter | undefined
+    let pooled: PooledWaiter | undefined
     let promise: Promise<WaitResult>
     try {
-      waiter = idle.pop() ?? mapping.waiter()
-      promise = waiter.wait(offset, expected, timeoutMs)
+      pooled = idle.pop() ?? new PooledWaiter(mapping.waiter(), idle)
+      promise = pooled.waiter.wait(offset, expected, timeoutMs)
     } catch (cause) {
-      if (waiter) idle.push(waiter)
+      if (pooled) idle.push(pooled)
       const error = fromNativeError(cause, "MappedFile.wait")
       queueMicrotask(() => onDone(error))
       return () => {}
     }
-    const used = waiter
-    let cancelled = false
-    promise.then(
-      (result) => {
-        idle.push(used)
-        if (!cancelled) onDone(result)
-      },
-      (cause) => {
-        used.close()
-        if (!cancelled) onDone(fromNativeError(cause, "MappedFile.wait"))
-      }
-    )
+    const used = pooled
+    const use = ++used.uses
+    used.onDone = onDone
+    promise.then(used.resolved, used.rejected)
     // The promise then resolves "cancelled" and the waiter goes back to the idle list.
     return () => {
-      if (cancelled) return
-      cancelled = true
-      used.cancel()
+      if (used.uses !== use || used.onDone === undefined) return
+      used.onDone = undefined
+      used.waiter.cancel()
     }
   }
 

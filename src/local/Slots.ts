@@ -352,36 +352,41 @@ export class SlotMemory {
   }
 
   /**
-   * Counts this process in the header's waiter count before a watcher sleeps; returns the
-   * release. The per-process entry in the sleeper table lets survivors undo a dead sleeper.
+   * A watcher's registration in the header's waiter count, made once and reused for every sleep
+   * (a sleep allocates nothing). The per-process entry in the sleeper table lets survivors undo a
+   * dead sleeper.
    */
-  registerSleeper(): () => void {
-    const { words, pid } = this
-    let entry = -1
-    for (let i = 0; i < SLEEPERS && entry < 0; i++) {
-      const at = (SLEEPERS_OFFSET + i * 8) >>> 2
-      const owner = Atomics.load(words, at)
-      if (owner === pid || (owner === 0 && Atomics.compareExchange(words, at, 0, pid) === 0)) entry = at
-    }
-    // Table full: still counted, just not repairable if this process dies asleep.
-    if (entry >= 0) Atomics.add(words, entry + 1, 1)
-    Atomics.add(words, H_WAITERS >>> 2, 1)
-    const release = () => {
-      if (!this.asleep.delete(release)) return
-      // The file was closed under its watcher (the buffer is detached): nothing left to undo here.
-      if (words.length === 0) return
-      Atomics.sub(words, H_WAITERS >>> 2, 1)
-      if (entry >= 0) Atomics.sub(words, entry + 1, 1)
-    }
-    this.asleep.add(release)
-    return release
+  sleeper(): Sleeper {
+    const sleeper = new Sleeper(this)
+    this.sleepers.add(sleeper)
+    return sleeper
   }
 
-  /**
-   * Releases of this instance's watchers asleep right now, not yet released (JS-local: one
-   * thread uses an instance).
-   */
-  private readonly asleep = new Set<() => void>()
+  /** Sleepers of this instance, asleep or not (JS-local: one thread uses an instance). */
+  private readonly sleepers = new Set<Sleeper>()
+  /** How many of them are counted asleep right now. */
+  asleepCount = 0
+  /** This process's entry in the sleeper table (word index of its pid), once found. */
+  private sleeperEntry = -1
+
+  /** The word index of this process's sleeper-table entry, claiming one if needed (-1: table full). */
+  sleeperSlot(): number {
+    const { words, pid } = this
+    if (this.sleeperEntry >= 0 && Atomics.load(words, this.sleeperEntry) === pid) return this.sleeperEntry
+    this.sleeperEntry = -1
+    for (let i = 0; i < SLEEPERS; i++) {
+      const at = (SLEEPERS_OFFSET + i * 8) >>> 2
+      const owner = Atomics.load(words, at)
+      if (owner === pid || (owner === 0 && Atomics.compareExchange(words, at, 0, pid) === 0)) return this.sleeperEntry = at
+    }
+    return -1
+  }
+
+  /** Forgets a sleeper whose watcher ended (uncounting it first if it was asleep). */
+  dropSleeper(sleeper: Sleeper): void {
+    sleeper.release()
+    this.sleepers.delete(sleeper)
+  }
 
   /**
    * Uncounts every sleeper of this instance: called just before the mapping closes, while the
@@ -389,7 +394,7 @@ export class SlotMemory {
    * on every write, until this process exits).
    */
   releaseSleepers(): void {
-    for (const release of [...this.asleep]) release()
+    for (const sleeper of this.sleepers) sleeper.release()
   }
 
   /** Watchers of this instance that report this process's own writes (and so must be woken by them). */
@@ -415,7 +420,7 @@ export class SlotMemory {
     // No syscall when nobody sleeps, nor when every sleeper is a watcher of this very instance
     // that ignores its own writes (the server's watcher, on the server's writes). A sleeper that
     // registers after the load above re-checks the generation we just bumped, so none is missed.
-    if (waiters !== 0 && (waiters !== this.asleep.size || this.selfWakes > 0)) this.wake()
+    if (waiters !== 0 && (waiters !== this.asleepCount || this.selfWakes > 0)) this.wake()
   }
 
   /** Zeroes a freshly allocated slot (the region may hold bytes of a define that died). */
@@ -535,4 +540,43 @@ export interface BatchItem {
   readonly value: unknown
   /** Publish this version instead of the next one (mirrors only). */
   readonly version?: number
+}
+
+/**
+ * One watcher's place in the waiter count: `sleep` counts it (before its last check of the
+ * change generation, so a writer that bumps after that check sees it and wakes), `release`
+ * uncounts it. Reused for every sleep of its watcher.
+ */
+export class Sleeper {
+  /** The sleeper-table entry counted by the current sleep (-1: not asleep, or the table was full). */
+  private entry = -1
+  private counted = false
+
+  constructor(private readonly memory: SlotMemory) {}
+
+  get asleep(): boolean {
+    return this.counted
+  }
+
+  sleep(): void {
+    if (this.counted) return
+    const { words } = this.memory
+    // Table full: still counted, just not repairable if this process dies asleep.
+    this.entry = this.memory.sleeperSlot()
+    if (this.entry >= 0) Atomics.add(words, this.entry + 1, 1)
+    Atomics.add(words, H_WAITERS >>> 2, 1)
+    this.counted = true
+    this.memory.asleepCount++
+  }
+
+  release(): void {
+    if (!this.counted) return
+    this.counted = false
+    this.memory.asleepCount--
+    const { words } = this.memory
+    // The file was closed under its watcher (the buffer is detached): nothing left to undo here.
+    if (words.length === 0) return
+    Atomics.sub(words, H_WAITERS >>> 2, 1)
+    if (this.entry >= 0) Atomics.sub(words, this.entry + 1, 1)
+  }
 }

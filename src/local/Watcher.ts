@@ -18,6 +18,7 @@ import * as Stream from "effect/Stream"
 import { type CommyError, LockTimeout, MappingClosed } from "../CommyError.js"
 import { millisOf } from "../Durations.js"
 import { type DiffError, SimdDiff } from "../diff/SimdDiff.js"
+import type { WaitResult } from "../native/Binding.js"
 import type { Entry } from "./Directory.js"
 import { H_BATCH_SEQ, H_CHANGE_GEN, slotSize } from "./layout.js"
 import { type SlotRef, slotRef } from "./Slots.js"
@@ -358,83 +359,116 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
     /** When polling in this turn of the event loop must stop (0: not polled yet in this turn). */
     let burstDeadline = 0
 
+    // One request for an event is outstanding at a time (a stream pulls again only after an
+    // event, onChange re-arms only after one), so its callbacks and the wake path's closures live
+    // in the watcher and are reused: a wake allocates little beyond the event it reports.
+    const sleeper = yield* Effect.acquireRelease(
+      Effect.sync(() => memory.sleeper()),
+      (sleeper) => Effect.sync(() => memory.dropSleeper(sleeper))
+    )
+    let onEvent: (event: FileChangeEvent) => void = () => {}
+    let onError: (error: CommyError) => void = () => {}
+    /** A request is outstanding. */
+    let pending = false
+    /** Cancels what the outstanding request waits on (a futex wait, a timer or an immediate). */
+    let cancelWait: (() => void) | undefined
+    /** Whether the scan after the pending immediate must run even if the generation did not move. */
+    let forceAfterYield = false
+
+    const deliver = (event: FileChangeEvent | CommyError): void => {
+      pending = false
+      if ("_tag" in event) onError(event)
+      else onEvent(event)
+    }
+    const afterYield = () => step(forceAfterYield, true)
+    const afterPoll = () => step(true, true)
+    const afterWait = (result: WaitResult | CommyError): void => {
+      sleeper.release()
+      if (typeof result !== "string") {
+        cancelWait = undefined
+        return deliver(result)
+      }
+      // A quiet period: a good moment to undo sleepers that died asleep, and to rescan in
+      // case a writer died between its commit and its generation bump.
+      if (result === "timeout") memory.reapSleepers()
+      step(result === "timeout", true)
+    }
+    /** Carries on from a fresh turn of the event loop. */
+    const yieldThen = (force: boolean): void => {
+      forceAfterYield = force
+      const handle = setImmediate(afterYield)
+      cancelWait = () => clearImmediate(handle)
+    }
+
     /**
      * Scans until there is something to report, sleeping on the change generation in between.
      * Callback-driven: a wake runs the scan straight from the native completion, and the fiber
-     * resumes only with an event (a fiber hop per wake cost tens of µs of latency).
+     * resumes only with an event (a fiber hop per wake cost tens of µs of latency). `force`: scan
+     * even if the generation did not move (the timeout safety net). `fresh`: called from the
+     * event loop rather than from a handler's re-arm.
      */
-    const next: NextEvent = (onEvent, onError) => {
-      let cancel: (() => void) | undefined
-      let release: (() => void) | undefined
-      /** Carries on from a fresh turn of the event loop. */
-      const yieldThen = (force: boolean): void => {
-        const handle = setImmediate(() => step(force, true))
-        cancel = () => clearImmediate(handle)
+    const step = (force: boolean, fresh: boolean): void => {
+      cancelWait = undefined
+      if (fresh) {
+        burstEvents = 0
+        burstDeadline = 0
       }
-      /**
-       * `force`: scan even if the generation did not move (the timeout safety net). `fresh`:
-       * called from the event loop rather than from a handler's re-arm.
-       */
-      const step = (force: boolean, fresh: boolean): void => {
-        cancel = undefined
-        if (fresh) {
-          burstEvents = 0
-          burstDeadline = 0
+      // Closing the mapping detaches its buffer (and cancels our wait): stop with a typed error.
+      if (words.length === 0) return deliver(new MappingClosed({ message: `${service} was closed under its watcher` }))
+      for (;;) {
+        const seen = Atomics.load(words, generationIndex)
+        if (force || seen !== scanned) {
+          if (burstEvents >= EVENTS_BEFORE_YIELD) return yieldThen(force)
+          force = false
+          scanned = seen
+          const event = scanNow()
+          if (event !== undefined) {
+            spinUntil = 0
+            burstEvents++
+            return deliver(event)
+          }
         }
-        // Closing the mapping detaches its buffer (and cancels our wait): stop with a typed error.
-        if (words.length === 0) return onError(new MappingClosed({ message: `${service} was closed under its watcher` }))
-        for (;;) {
-          const seen = Atomics.load(words, generationIndex)
-          if (force || seen !== scanned) {
-            if (burstEvents >= EVENTS_BEFORE_YIELD) return yieldThen(force)
-            force = false
-            scanned = seen
-            const event = scanNow()
-            if (event !== undefined) {
-              spinUntil = 0
-              burstEvents++
-              return "_tag" in event ? onError(event) : onEvent(event)
-            }
+        if (spinMs > 0) {
+          const now = performance.now()
+          if (spinUntil === 0) spinUntil = now + spinMs
+          if (now < spinUntil) {
+            if (burstDeadline === 0) burstDeadline = now + SPIN_SLICE_MS
+            if (now < burstDeadline && pollSlice(seen, Math.min(spinUntil, burstDeadline))) continue
+            // Let the event loop run, then poll on (or sleep, once the window has closed).
+            return yieldThen(false)
           }
-          if (spinMs > 0) {
-            const now = performance.now()
-            if (spinUntil === 0) spinUntil = now + spinMs
-            if (now < spinUntil) {
-              if (burstDeadline === 0) burstDeadline = now + SPIN_SLICE_MS
-              if (now < burstDeadline && pollSlice(seen, Math.min(spinUntil, burstDeadline))) continue
-              // Let the event loop run, then poll on (or sleep, once the window has closed).
-              return yieldThen(false)
-            }
-          }
-          if (!accessor.writable) {
-            const timer = setTimeout(() => step(true, true), pollMs)
-            cancel = () => clearTimeout(timer)
-            return
-          }
-          // Registered before the last check, so a writer that bumps after it sees us and wakes.
-          release = memory.registerSleeper()
-          if (Atomics.load(words, generationIndex) !== seen) {
-            release()
-            release = undefined
-            continue
-          }
-          cancel = accessor.unsafeWait(H_CHANGE_GEN, seen, maxSleepMs, (result) => {
-            release?.()
-            release = undefined
-            if (typeof result !== "string") return onError(result)
-            // A quiet period: a good moment to undo sleepers that died asleep, and to rescan in
-            // case a writer died between its commit and its generation bump.
-            if (result === "timeout") memory.reapSleepers()
-            step(result === "timeout", true)
-          })
+        }
+        if (!accessor.writable) {
+          const timer = setTimeout(afterPoll, pollMs)
+          cancelWait = () => clearTimeout(timer)
           return
         }
+        // Counted before the last check, so a writer that bumps after it sees us and wakes.
+        sleeper.sleep()
+        if (Atomics.load(words, generationIndex) !== seen) {
+          sleeper.release()
+          continue
+        }
+        cancelWait = accessor.unsafeWait(H_CHANGE_GEN, seen, maxSleepMs, afterWait)
+        return
       }
+    }
+
+    /** Withdraws the outstanding request, if any. */
+    const cancel = (): void => {
+      if (!pending) return
+      pending = false
+      const stop = cancelWait
+      cancelWait = undefined
+      stop?.()
+      sleeper.release()
+    }
+    const next: NextEvent = (handleEvent, handleError) => {
+      onEvent = handleEvent
+      onError = handleError
+      pending = true
       step(false, false)
-      return () => {
-        cancel?.()
-        release?.()
-      }
+      return cancel
     }
     return next
   })
@@ -488,20 +522,24 @@ export const onChange = (
     }
     // Re-arms after each event; an event found synchronously is delivered by this loop rather
     // than by recursion, so a handler that writes cannot grow the stack.
+    let arming = false
+    let ready: FileChangeEvent | undefined
+    const receive = (event: FileChangeEvent): void => {
+      if (arming) ready = event
+      else if (!stopped) {
+        onEvent(event)
+        if (!stopped) arm()
+      }
+    }
     const arm = (): void => {
       for (;;) {
-        let arming = true
-        let ready: FileChangeEvent | undefined
-        cancel = next((event) => {
-          if (arming) ready = event
-          else if (!stopped) {
-            onEvent(event)
-            if (!stopped) arm()
-          }
-        }, onError)
+        arming = true
+        cancel = next(receive, onError)
         arming = false
-        if (ready === undefined || stopped) return
-        onEvent(ready)
+        const event = ready
+        ready = undefined
+        if (event === undefined || stopped) return
+        onEvent(event)
         if (stopped) return
       }
     }

@@ -61,6 +61,30 @@ describe("MappedFile across real processes", () => {
       expect(yield* mapped.wait(0, 0, "20 millis")).toBe("timeout")
     })))
 
+  it.live("a finished wait's cancel does not withdraw a later wait on the same reused waiter", () =>
+    run(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const mapped = yield* mapFile(zeroFile(dir, "stale.mem", 4096))
+      const words = new Int32Array(mapped.buffer, 0, 4)
+      const waitOnce = () =>
+        new Promise<{ result: unknown; cancel: () => void }>((resolve) => {
+          const cancel = mapped.unsafeWait(0, Atomics.load(words, 0), 10_000, (result) => resolve({ result, cancel }))
+        })
+      const woken = <A>(promise: Promise<A>): Promise<A> => {
+        Atomics.add(words, 0, 1)
+        Effect.runSync(mapped.wake(0))
+        return promise
+      }
+      const first = yield* Effect.promise(() => woken(waitOnce()))
+      expect(first.result).toBe("woken")
+      // The second wait takes the first one's (now idle) native waiter; the stale cancel must not touch it.
+      let second: unknown
+      mapped.unsafeWait(0, Atomics.load(words, 0), 10_000, (result) => (second = result))
+      first.cancel()
+      yield* Effect.promise(() => woken(new Promise((resolve) => setTimeout(resolve, 50))))
+      expect(second).toBe("woken")
+    })))
+
   it.live("flock is exclusive between open file descriptions and released on close", () =>
     run(Effect.gen(function*() {
       const dir = yield* tempDir
