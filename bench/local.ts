@@ -32,6 +32,7 @@ import {
   type Timing
 } from "./harness.js"
 import { RespClient, startRedis } from "./redis.js"
+import { measureWatchLoops } from "./watchLoop.js"
 
 interface Row {
   readonly timing: Timing
@@ -326,6 +327,11 @@ export const runLocal = async (): Promise<GroupSummary> => {
       ["l", "r", "r", "r", "r", "r", "l"]
     ))
     if ("skipped" in redis) output(`\nRedis: skipped (${redis.skipped}).`)
+
+    const loops = await measureWatchLoops(binding, path.join(root, "watch"))
+    output(`\n## local: one change through a watcher in one process (write → event, the writer awaiting each event)\n`)
+    output(loops.table)
+    output(`\n${loops.line}`)
 
     const lines: Array<string> = []
     for (const name of ["u32 unsafeGet", "f64 unsafeGet"]) {
