@@ -554,10 +554,6 @@ export class Sleeper {
 
   constructor(private readonly memory: SlotMemory) {}
 
-  get asleep(): boolean {
-    return this.counted
-  }
-
   sleep(): void {
     if (this.counted) return
     const { words } = this.memory
