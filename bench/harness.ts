@@ -212,6 +212,20 @@ export const samplesOf = (name: string, line: string, exit: { readonly code: num
 /** A latency write of this value wakes its receiver without being recorded (warm-up). */
 export const UNRECORDED = -3
 
+/**
+ * Waits until `ms` milliseconds have passed since `since` (a `process.hrtime.bigint()` reading,
+ * ns). A bare `setTimeout(ms)` counts from the event loop's cached clock, which can be most of a
+ * millisecond old: paced writes then sometimes came microseconds apart (11 µs, in 0.5% of gaps),
+ * and a receiver "missed" a write it had no time to see.
+ */
+export const sleepSince = async (since: number, ms: number): Promise<void> => {
+  for (;;) {
+    const left = ms - (Number(process.hrtime.bigint()) - since) / 1e6
+    if (left <= 0) return
+    await new Promise<void>((resolve) => setTimeout(resolve, Math.ceil(left)))
+  }
+}
+
 export interface LatencySchedule {
   readonly warmup: number
   readonly samples: number

@@ -52,7 +52,7 @@ import { connect, type RequestBody, type WssTransportService } from "../src/remo
 import { addonPath, bundleEntry } from "../test/support/bundle.js"
 import { makeKey, startTestServer, stopTestServer, type TestServer } from "../test/support/server.js"
 import { cleanupOnExit, killOnExit } from "./child.js"
-import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, samplesOf, stats, table } from "./harness.js"
+import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, samplesOf, sleepSince, stats, table } from "./harness.js"
 import { RespClient, startRedis } from "./redis.js"
 
 const LAT_WARMUP = 500
@@ -229,7 +229,8 @@ const drive = async (paths: ReadonlyArray<LatencyPath>, how: "interleaved" | "al
   await sleep(100)
   progress(`remote: latency, ${paths.length} paths ${how === "alone" ? `each alone in blocks of ${SCHEDULE.block}` : "interleaved"}: ${LAT_WARMUP} warm-up writes each, then ${LAT_SAMPLES} measured, ~${SPACING_MS} ms apart`)
   await runLatencySchedule(paths.length, how, SCHEDULE, hrnow, async (i, value) => {
-    await Promise.all([paths[i]!.write(value), sleep(SPACING_MS)])
+    const before = hrnow()
+    await Promise.all([paths[i]!.write(value), sleepSince(before, SPACING_MS)])
   })
   return Promise.all(paths.map(async ({ child, key, name }) => {
     const line = await child.waitForLine("samples ", 10_000)
