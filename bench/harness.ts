@@ -232,31 +232,52 @@ export interface LatencySchedule {
   /** "alone": measured writes per block of one path, each block after `blockWarmup` unrecorded ones. */
   readonly block: number
   readonly blockWarmup: number
+  /**
+   * Unrecorded writes per path before the warm-up, ~100 µs apart: enough events for V8 to
+   * optimise the receivers' paths (a few hundred paced ones left that to the measured writes,
+   * whose p50 and p99 then included compiling and deoptimising). Default 0.
+   */
+  readonly burst?: number
 }
+
+/** Spacing of burst writes: short, yet most of them still wake the receiver on their own. */
+const BURST_SPACING_NS = 100_000
 
 /**
  * The order of the writes of latency paths that share one run, so every path sees the same
- * machine noise: warm-up writes, -2 (the receivers clear their samples), the measured writes
- * (`now()` as the value), then -1 (the receivers report and exit). `interleaved`: one write to
- * each path in turn. `alone`: blocks of writes to one path at a time, in turn, so a path runs by
- * itself yet noise that comes and goes falls on all of them (paths run one after the other got
- * their p99s from different minutes). `write(i, value)` writes to path i and waits the spacing;
- * `onMeasuring` runs just before the measured writes.
+ * machine noise: a burst and warm-up writes (distinct negative values: an unchanged value is no
+ * change, so it would wake no watcher's event path), -2 (the receivers clear their samples), the
+ * measured writes (`now()` as the value), then -1 (the receivers report and exit).
+ * `interleaved`: one write to each path in turn. `alone`: blocks of writes to one path at a
+ * time, in turn, so a path runs by itself yet noise that comes and goes falls on all of them
+ * (paths run one after the other got their p99s from different minutes). `write(i, value,
+ * paced)` writes to path i and, when `paced`, waits the spacing; `onMeasuring` runs just before
+ * the measured writes.
  */
 export const runLatencySchedule = async (
   paths: number,
   how: "interleaved" | "alone",
   schedule: LatencySchedule,
   now: () => number,
-  write: (path: number, value: number) => Promise<void>,
+  write: (path: number, value: number, paced: boolean) => Promise<void>,
   onMeasuring: () => void = () => {}
 ): Promise<void> => {
   const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+  let unrecorded = UNRECORDED
+  const warmupValue = () => unrecorded--
   const round = async (value: () => number) => {
-    for (let i = 0; i < paths; i++) await write(i, value())
+    for (let i = 0; i < paths; i++) await write(i, value(), true)
   }
-  if (how === "interleaved") for (let i = 0; i < schedule.warmup; i++) await round(now)
-  else for (let p = 0; p < paths; p++) for (let i = 0; i < schedule.warmup; i++) await write(p, UNRECORDED)
+  for (let p = 0; p < paths; p++) {
+    for (let i = 0; i < (schedule.burst ?? 0); i++) {
+      const start = now()
+      await write(p, warmupValue(), false)
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      while (now() - start < BURST_SPACING_NS); // busy: any timer would wait a millisecond
+    }
+  }
+  if (how === "interleaved") for (let i = 0; i < schedule.warmup; i++) await round(warmupValue)
+  else for (let p = 0; p < paths; p++) for (let i = 0; i < schedule.warmup; i++) await write(p, warmupValue(), true)
   await pause(20)
   await round(() => -2)
   await pause(20)
@@ -269,8 +290,8 @@ export const runLatencySchedule = async (
   } else {
     for (let done = 0; done < schedule.samples; done += schedule.block) {
       for (let p = 0; p < paths; p++) {
-        for (let i = 0; i < schedule.blockWarmup; i++) await write(p, UNRECORDED)
-        for (let i = 0; i < schedule.block; i++) await write(p, now())
+        for (let i = 0; i < schedule.blockWarmup; i++) await write(p, warmupValue(), true)
+        for (let i = 0; i < schedule.block; i++) await write(p, now(), true)
       }
     }
   }
