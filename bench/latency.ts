@@ -119,7 +119,7 @@ const drive = async (targets: ReadonlyArray<Target>, how: "interleaved" | "alone
   // How long each write call itself takes in this process (part of the latency: the timestamp
   // is taken before the call), µs; measured writes only.
   const writeCosts = targets.map(() => [] as Array<number>)
-  progress(`latency: ${targets.length} paths ${how === "alone" ? `each alone in blocks of ${SCHEDULE.block}` : "interleaved"}: ${WARMUP} warm-up writes each, then ${SAMPLES} measured, ~${SPACING_MS} ms apart`)
+  progress(`latency: ${targets.length} paths ${how === "alone" ? `each alone in blocks of ${SCHEDULE.block}` : "interleaved"}: ${BURST} quick and ${WARMUP} paced warm-up writes each, then ${SAMPLES} measured, ~${SPACING_MS} ms apart`)
   await runLatencySchedule(targets.length, how, SCHEDULE, hrnow, async (i, value, paced) => {
     const before = hrnow()
     targets[i]!.write(value)
@@ -387,7 +387,7 @@ export const runLatency = async (): Promise<GroupSummary> => {
       `${fmt(percentile(d.writeCosts, 50))} / ${fmt(percentile(d.writeCosts, 99))}`
     ]
   }
-  output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${WARMUP} warm-up; first the four paths interleaved write by write, then the floors and the two Watcher paths each alone; then back to back: ${BACK_TO_BACK.samples} round trips per path, each write as soon as the previous value was echoed)\n`)
+  output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${BURST} quick and ${WARMUP} paced warm-up writes; first the four paths interleaved write by write, then the floors and the two Watcher paths each alone; then back to back: ${BACK_TO_BACK.samples} round trips per path, each write as soon as the previous value was echoed)\n`)
   output(table(
     ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × futex", "p99 × futex", "write call p50 / p99"],
     [...interleaved.map(row(base)), ...alone.map(row(baseAlone)), ...backToBack.map(row(baseAlone))],
