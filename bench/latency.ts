@@ -59,6 +59,7 @@ const BACK_TO_BACK: LatencySchedule = { warmup: 500, samples: 5000, block: 500, 
 const SPIN_MS = 5
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const hrnow = () => Number(process.hrtime.bigint())
 
 /** A percentile, µs; `lost`: it falls on writes the receiver did not see by themselves (value: their lower bound). */
 interface Latency {
@@ -90,7 +91,6 @@ const overSent = (d: Distribution): Percentiles => {
 const cell = (l: Latency): string => (l.lost ? `> ${fmt(l.value)}` : fmt(l.value))
 const µs = (l: Latency): string => `${cell(l)} µs`
 const times = (l: Latency, floor: Latency): string => (l.lost || floor.lost ? "—" : ratio(l.value / floor.value))
-const hrnow = () => Number(process.hrtime.bigint())
 
 interface Distribution {
   readonly key: string
