@@ -39,9 +39,12 @@ export const median = (values: ReadonlyArray<number>): number => {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
+/** The 0-based nearest rank of percentile `p` among `n` ascending values. */
+export const nearestRank = (p: number, n: number): number => Math.max(0, Math.ceil((p / 100) * n) - 1)
+
 /** Nearest-rank percentile of an ascending array. */
 export const percentile = (sorted: ArrayLike<number>, p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+  sorted[Math.min(sorted.length - 1, nearestRank(p, sorted.length))]!
 
 /** Latency summary of an ascending sample array. */
 export const stats = (d: { readonly sorted: ArrayLike<number> }) => ({

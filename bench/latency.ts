@@ -32,7 +32,8 @@ import { onChange } from "../src/local/Watcher.js"
 import type { NativeBinding } from "../src/native/Binding.js"
 import { loadNative, NativeAddon } from "../src/native/NativeAddon.js"
 import { type LiveChild, removeBundles, startChild, startProcess } from "./child.js"
-import { fmt, type GroupSummary, type LatencySchedule, output, percentile, progress, ratio, runLatencySchedule, samplesOf, sleepSince, table } from "./harness.js"
+import { pingFile, serviceWithT } from "./files.js"
+import { fmt, type GroupSummary, type LatencySchedule, nearestRank, output, percentile, progress, ratio, runLatencySchedule, samplesOf, sleepSince, table } from "./harness.js"
 
 const WARMUP = 200
 /** Quick unrecorded writes per path first, so the receivers' code is optimised before any is measured. */
@@ -82,7 +83,7 @@ interface Percentiles {
  */
 const overSent = (d: Distribution): Percentiles => {
   const at = (p: number): Latency => {
-    const rank = Math.max(0, Math.ceil((p / 100) * d.sent) - 1)
+    const rank = nearestRank(p, d.sent)
     return rank < d.received ? { value: d.sorted[rank]!, lost: false } : { value: d.lostAbove, lost: true }
   }
   return { p50: at(50), p90: at(90), p99: at(99), min: d.sorted[0]!, max: d.sorted[d.received - 1]! }
@@ -189,26 +190,6 @@ const driveBackToBack = async (targets: ReadonlyArray<EchoTarget>): Promise<Arra
   return collect(targets, BACK_TO_BACK.samples, writeCosts, Infinity)
 }
 
-/**
- * A bare futex ping target: word 0 and an f64 timestamp at byte 8 of a new 4 KiB file; `write`
- * stores the value, bumps the word and wakes one waiter. `close` unmaps it.
- */
-const pingFile = (binding: NativeBinding, file: string) => {
-  fs.writeFileSync(file, Buffer.alloc(4096), { mode: 0o600 })
-  const mapping = binding.map(file, true, 4096)
-  const words = new Int32Array(mapping.buffer, 0, 4)
-  const view = new DataView(mapping.buffer)
-  return {
-    file,
-    write: (value: number) => {
-      view.setFloat64(8, value, true)
-      Atomics.add(words, 0, 1)
-      mapping.wake(0, 1)
-    },
-    close: () => mapping.close()
-  }
-}
-
 const floorSource = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "futexReceiver.c")
 
 /**
@@ -259,17 +240,12 @@ export const runLatency = async (): Promise<GroupSummary> => {
   try {
     // ---- the Watcher: an f64 variable "t" in a service file ----
     // (and a second file for the Effect-wrapped wait alone, so its writes wake only that child)
-    const serviceWithT = Effect.gen(function*() {
-      const id = yield* createServiceFile(root, { capacity: 1024 * 1024, maxVariables: 64 })
-      const vf = yield* openServiceFile(root, id)
-      const t = yield* vf.define("t", Var.f64)
-      return { id, t }
-    }).pipe(Scope.extend(scope), Effect.provide(NativeAddon.layer))
-    const watched = await Effect.runPromise(serviceWithT)
-    const called = await Effect.runPromise(serviceWithT)
-    const waited = await Effect.runPromise(serviceWithT)
-    const watchedSpinning = await Effect.runPromise(serviceWithT)
-    const calledSpinning = await Effect.runPromise(serviceWithT)
+    const newService = () => Effect.runPromise(serviceWithT(root).pipe(Scope.extend(scope), Effect.provide(NativeAddon.layer)))
+    const watched = await newService()
+    const called = await newService()
+    const waited = await newService()
+    const watchedSpinning = await newService()
+    const calledSpinning = await newService()
     const paths: Array<{ key: string; name: string; args: Array<string>; write: (value: number) => void }> = [
       {
         key: "futex",
@@ -326,9 +302,8 @@ export const runLatency = async (): Promise<GroupSummary> => {
     // Back to back: the same two Watcher paths with the receiver busy instead of idle.
     const echo = async (key: string, name: string, mode: string): Promise<EchoTarget> => {
       const files = await Effect.runPromise(Effect.gen(function*() {
-        const x = yield* createServiceFile(root, { capacity: 1024 * 1024, maxVariables: 64 })
+        const { id: x, t } = yield* serviceWithT(root)
         const y = yield* createServiceFile(root, { capacity: 1024 * 1024, maxVariables: 64 })
-        const t = yield* (yield* openServiceFile(root, x)).define("t", Var.f64)
         const echoes = yield* openServiceFile(root, y)
         yield* echoes.define("ack", Var.f64)
         return { x, y, t, echoes }

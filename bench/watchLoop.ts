@@ -11,14 +11,12 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Session } from "node:inspector"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { SimdDiff } from "../src/diff/SimdDiff.js"
-import { createServiceFile, openServiceFile } from "../src/local/ServiceFiles.js"
-import * as Var from "../src/local/VarType.js"
 import { onChange, watch } from "../src/local/Watcher.js"
 import type { NativeBinding } from "../src/native/Binding.js"
 import { NativeAddon } from "../src/native/NativeAddon.js"
+import { pingFile, serviceWithT } from "./files.js"
 import { type AsyncCase, fmt, measureAsync, progress, table } from "./harness.js"
 
 const ROUND_TRIPS = 5000
@@ -54,12 +52,6 @@ interface ProfileNode {
 export const measureWatchLoops = async (binding: NativeBinding, root: string): Promise<{ readonly table: string; readonly line: string }> => {
   const scope = Effect.runSync(Scope.make())
   try {
-    const open = () =>
-      Effect.gen(function*() {
-        const id = yield* createServiceFile(root, { capacity: 64 * 1024, maxVariables: 16 })
-        const vf = yield* openServiceFile(root, id)
-        return { vf, t: yield* vf.define("t", Var.f64) }
-      })
     const provide = <A, E>(effect: Effect.Effect<A, E, NativeAddon | SimdDiff | Scope.Scope>) =>
       Effect.runPromise(effect.pipe(Scope.extend(scope), Effect.provide(NativeAddon.layer), Effect.provide(SimdDiff.layer)))
 
@@ -75,23 +67,19 @@ export const measureWatchLoops = async (binding: NativeBinding, root: string): P
       return n
     }
 
-    const callback = await provide(open())
+    const callback = await provide(serviceWithT(root))
     await provide(onChange(callback.vf, () => done(), { values: true }))
-    const stream = await provide(open())
+    const stream = await provide(serviceWithT(root))
     await provide(Effect.forkScoped(Stream.runForEach(watch(stream.vf, { values: true }), () => Effect.sync(() => done()))))
     await new Promise((resolve) => setTimeout(resolve, 20)) // the stream's first pull
 
     // The floor: the addon's waiter on a word, woken by this thread (what every watcher wake rides on).
-    const pingFile = path.join(root, "ping.bin")
-    fs.writeFileSync(pingFile, Buffer.alloc(4096), { mode: 0o600 })
-    const ping = binding.map(pingFile, true, 4096)
-    const pingWaiter = ping.waiter()
-    const pingWords = new Int32Array(ping.buffer, 0, 1)
+    const ping = pingFile(binding, path.join(root, "ping.bin"))
+    const pingWaiter = ping.mapping.waiter()
     const pingRun = async (n: number) => {
       for (let i = 0; i < n; i++) {
-        const woken = pingWaiter.wait(0, Atomics.load(pingWords, 0), Infinity)
-        Atomics.add(pingWords, 0, 1)
-        ping.wake(0, 1)
+        const woken = pingWaiter.wait(0, Atomics.load(ping.words, 0), Infinity)
+        ping.write(i)
         await woken
       }
       return n
