@@ -31,6 +31,7 @@ import * as Var from "../src/local/VarType.js"
 import { onChange } from "../src/local/Watcher.js"
 import type { NativeBinding } from "../src/native/Binding.js"
 import { loadNative, NativeAddon } from "../src/native/NativeAddon.js"
+import { affinityUnavailable, cpusOf, maskOf, pin, setMask } from "./affinity.js"
 import { type LiveChild, removeBundles, startChild, startProcess } from "./child.js"
 import { pingFile, serviceWithT } from "./files.js"
 import { fmt, type GroupSummary, type LatencySchedule, nearestRank, output, percentile, progress, ratio, runLatencySchedule, samplesOf, sleepSince, table } from "./harness.js"
@@ -104,6 +105,13 @@ interface Distribution {
   readonly writeCosts: Float64Array
   /** How long a write the receiver did not see by itself took at least (the next write's spacing), µs. */
   readonly lostAbove: number
+}
+
+/** The placement rows: receivers pinned to the writer's CPU or the other one. */
+interface Placement {
+  readonly writerCpu: number
+  readonly otherCpu: number
+  readonly rows: ReadonlyArray<Distribution>
 }
 
 interface Target {
@@ -193,21 +201,29 @@ const driveBackToBack = async (targets: ReadonlyArray<EchoTarget>): Promise<Arra
 const floorSource = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "futexReceiver.c")
 
 /**
- * The bare futex ping's receiver in C (fixtures/futexReceiver.c: the same io_uring wait, no
- * Node), compiled here with `cc`, on its own 4 KiB file. Skipped where there is no compiler, or
- * no io_uring futex wait (the addon then uses its thread waiter, which this would not mirror).
+ * Compiles the bare futex ping's receiver in C (fixtures/futexReceiver.c: the same io_uring
+ * wait, no Node) with `cc`: the program's path, or why it is skipped (no compiler; not Linux).
  */
-const startFloorInC = async (
-  root: string,
-  binding: NativeBinding,
-  started: (child: LiveChild) => void
-): Promise<Target | { readonly skipped: string }> => {
+const buildFloorInC = (root: string): string | { readonly skipped: string } => {
   if (process.platform !== "linux") return { skipped: "Linux only" }
   const program = path.join(root, "futexReceiver")
   const built = spawnSync("cc", ["-O2", "-o", program, floorSource], { encoding: "utf8" })
   if (built.error) return { skipped: `no C compiler (cc: ${built.error.message})` }
   if (built.status !== 0) return { skipped: `cc failed: ${built.stderr.trim().slice(-300)}` }
-  const ping = pingFile(binding, path.join(root, "ping-c.bin"))
+  return program
+}
+
+/**
+ * Starts the C receiver on its own 4 KiB ping file. Skipped where the kernel has no io_uring
+ * futex wait (the addon then uses its thread waiter, which this would not mirror).
+ */
+const startFloorInC = async (
+  program: string,
+  binding: NativeBinding,
+  file: string,
+  started: (child: LiveChild) => void
+): Promise<Omit<Target, "name"> | { readonly skipped: string }> => {
+  const ping = pingFile(binding, file)
   const child = startProcess(program, [ping.file], "futexReceiver")
   started(child)
   try {
@@ -218,8 +234,18 @@ const startFloorInC = async (
     return { skipped: stderr.trim().split("\n").pop() ?? "it did not start" }
   }
   void child.exited.then(ping.close)
-  return { key: "cfutex", name: "bare futex ping, C receiver (io_uring + epoll, no Node), alone", child, write: ping.write }
+  return { key: "cfutex", child, write: ping.write }
 }
+
+/** One summary line per placed receiver kind: its p50 / p99 on the writer's CPU and on the other. */
+const placementLines = ({ otherCpu, rows, writerCpu }: Placement): Array<string> =>
+  [["cfutex", "the futex ping's receiver in C"], ["futex", "the futex ping's receiver in Node"], ["callback", "onChange"], ["watch", "the Stream"]].flatMap(([kind, what]) => {
+    const same = rows.find((d) => d.key === `${kind}@${writerCpu}`)
+    const other = rows.find((d) => d.key === `${kind}@${otherCpu}`)
+    if (!same || !other) return []
+    const [a, b] = [overSent(same), overSent(other)]
+    return [`latency (placed, paced): ${what} on the writer's CPU p50 ${µs(a.p50)} / p99 ${µs(a.p99)}, on the other CPU p50 ${µs(b.p50)} / p99 ${µs(b.p99)}`]
+  })
 
 export const runLatency = async (): Promise<GroupSummary> => {
   const native = loadNative()
@@ -235,8 +261,10 @@ export const runLatency = async (): Promise<GroupSummary> => {
   let interleaved: Array<Distribution> = []
   const alone: Array<Distribution> = []
   const backToBack: Array<Distribution> = []
+  let placement: Placement | undefined
   const notes: Array<string> = []
   const ping = pingFile(binding, path.join(root, "ping.bin"))
+  const closers: Array<() => void> = []
   try {
     // ---- the Watcher: an f64 variable "t" in a service file ----
     // (and a second file for the Effect-wrapped wait alone, so its writes wake only that child)
@@ -295,10 +323,47 @@ export const runLatency = async (): Promise<GroupSummary> => {
     // Then the floors and the two Watcher paths each alone (one writer, one watcher, as the
     // target is stated), in alternating blocks so that the machine's passing noise falls on all.
     const aloneTargets = ["futex", "callback", "watch", "callback-spin", "watch-spin"].map((key) => launch(paths.find((p) => p.key === key)!, ", alone"))
-    const floorInC = await startFloorInC(root, binding, (child) => children.push(child))
+    const program = buildFloorInC(root)
+    const floorInC = typeof program === "string"
+      ? await startFloorInC(program, binding, path.join(root, "ping-c.bin"), (child) => children.push(child))
+      : program
     if ("skipped" in floorInC) notes.push(`the C floor was skipped: ${floorInC.skipped}`)
-    else aloneTargets.unshift(floorInC)
+    else aloneTargets.unshift({ ...floorInC, name: "bare futex ping, C receiver (io_uring + epoll, no Node), alone" })
     alone.push(...await drive(aloneTargets, "alone"))
+    // Then where the receiver wakes, pinned: on the writer's CPU or the other one.
+    const unavailable = affinityUnavailable()
+    if (unavailable) notes.push(`the placement rows were skipped: ${unavailable}`)
+    else {
+      const [writerCpu, otherCpu] = cpusOf(maskOf(process.pid))
+      const receivers: Array<{ target: Target; cpu: number }> = []
+      for (const [where, cpu] of [["the writer's CPU", writerCpu!], ["the other CPU", otherCpu!]] as const) {
+        if (typeof program === "string") {
+          const inC = await startFloorInC(program, binding, path.join(root, `ping-c-${cpu}.bin`), (child) => children.push(child))
+          if (!("skipped" in inC)) receivers.push({ target: { ...inC, key: `cfutex@${cpu}`, name: `bare futex ping, C receiver, on ${where}` }, cpu })
+        }
+        const nodePing = pingFile(binding, path.join(root, `ping-${cpu}.bin`))
+        closers.push(nodePing.close)
+        receivers.push({ target: launch({ key: `futex@${cpu}`, name: `bare futex ping (Node), on ${where}`, args: ["futex", nodePing.file], write: nodePing.write }), cpu })
+        for (const [mode, what] of [["callback", "callback (onChange"], ["watch", "Stream (watch"]] as const) {
+          const service = await newService()
+          const name = `Watcher event, ${what}, values: true), on ${where}`
+          receivers.push({ target: launch({ key: `${mode}@${cpu}`, name, args: [mode, root, service.id], write: (value) => void service.t.unsafeSet(value) }), cpu })
+        }
+      }
+      // Every thread of each receiver (all started once it is ready), and this process's main
+      // thread, the writer; its mask is restored after.
+      for (const { target, cpu } of receivers) {
+        await target.child.waitForLine((l) => l === "ready")
+        pin(target.child.pid, cpu, true)
+      }
+      const mask = maskOf(process.pid)
+      pin(process.pid, writerCpu!, false)
+      try {
+        placement = { writerCpu: writerCpu!, otherCpu: otherCpu!, rows: await drive(receivers.map((r) => r.target), "alone") }
+      } finally {
+        setMask(process.pid, mask)
+      }
+    }
     // Back to back: the same two Watcher paths with the receiver busy instead of idle.
     const echo = async (key: string, name: string, mode: string): Promise<EchoTarget> => {
       const files = await Effect.runPromise(Effect.gen(function*() {
@@ -341,6 +406,7 @@ export const runLatency = async (): Promise<GroupSummary> => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
     fs.rmSync(root, { recursive: true, force: true })
     ping.close()
+    for (const close of closers) close()
     removeBundles()
   }
 
@@ -369,6 +435,17 @@ export const runLatency = async (): Promise<GroupSummary> => {
     ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
   ))
   output(`\n"received" counts the writes the receiver saw by themselves. A write it did not see before the next one (it read only the newer value) took longer than the spacing (~${SPACING_MS} ms paced, more interleaved): percentiles count those as slower than every received sample, and "> x" marks a percentile that falls on them (x: the spacing, their lower bound). "max" is the slowest received sample.`)
+  if (placement) {
+    const { otherCpu, rows, writerCpu } = placement
+    const floorOf = (d: Distribution) => find(rows, `futex@${d.key.split("@")[1]}`)
+    output(`\n## latency by placement: the writer (this process's main thread) pinned to CPU ${writerCpu}, each receiver (all its threads) to the same CPU or to CPU ${otherCpu}; paced as above, each alone in blocks\n`)
+    output(table(
+      ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × Node ping", "p99 × Node ping", "write call p50 / p99"],
+      rows.map((d) => row(floorOf(d))(d)),
+      ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
+    ))
+    output(`\nA receiver on the writer's CPU runs once the writer sleeps (or preempts it); one on the other CPU must first have that CPU woken from idle. The alone rows above leave the choice to the kernel.`)
+  }
   for (const note of notes) output(`\n${note}`)
   const verdict = (l: Latency, target: number) => (!l.lost && l.value <= target ? "met" : "NOT met")
   const summary = (how: string, list: ReadonlyArray<Distribution>, floor?: Percentiles) => {
@@ -391,6 +468,7 @@ export const runLatency = async (): Promise<GroupSummary> => {
     ...(floorInC
       ? [`latency (each alone, paced): the futex ping's receiver in C p50 ${µs(overSent(floorInC).p50)} / p99 ${µs(overSent(floorInC).p99)}, in Node ${µs(baseAlone.p50)} / ${µs(baseAlone.p99)} (the machine's floor, then Node's)`]
       : []),
+    ...(placement ? placementLines(placement) : []),
     ...summary("back to back", backToBack),
     ...summary(`each alone, paced, opt-in spin: ${SPIN_MS} ms (the receiver polls: one CPU busy)`, spinning)
   ]
