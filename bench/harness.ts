@@ -46,14 +46,18 @@ export const nearestRank = (p: number, n: number): number => Math.max(0, Math.ce
 export const percentile = (sorted: ArrayLike<number>, p: number): number =>
   sorted[Math.min(sorted.length - 1, nearestRank(p, sorted.length))]!
 
-/** Latency summary of an ascending sample array. */
-export const stats = (d: { readonly sorted: ArrayLike<number> }) => ({
-  p50: percentile(d.sorted, 50),
-  p90: percentile(d.sorted, 90),
-  p99: percentile(d.sorted, 99),
-  min: d.sorted[0]!,
-  max: d.sorted[d.sorted.length - 1]!
-})
+/**
+ * Latency summary of an ascending sample array, ranked over `sent` writes (default: the samples):
+ * a write never received ranks above every sample, and a percentile falling on one is Infinity.
+ */
+export const stats = (d: { readonly sorted: ArrayLike<number>; readonly sent?: number }) => {
+  const received = d.sorted.length
+  const at = (p: number) => {
+    const rank = nearestRank(p, Math.max(received, d.sent ?? 0))
+    return rank < received ? d.sorted[rank]! : Infinity
+  }
+  return { p50: at(50), p90: at(90), p99: at(99), min: d.sorted[0]!, max: d.sorted[received - 1]! }
+}
 
 export interface SyncCase {
   readonly name: string
