@@ -176,7 +176,7 @@ const keyCreate = Command.make(
             `  ${secret}`,
             "",
             warning,
-            "Grant it rights with: commy grant --tenant <tenant> --key <keyId> --service <name|*> --rights read,write"
+            `Grant it rights with: commy grant --tenant ${record.tenant} --key ${record.id} --service <name|*> --rights read,write (or admin)`
           ].join("\n")
         }
       }

@@ -146,7 +146,7 @@ const define = Command.make("define", { ...connection, service, name, type: Args
 
 const create = Command.make(
   "create",
-  { ...connection, service, persistent: Options.boolean("persistent").pipe(Options.withDescription("Keep it across restarts")) },
+  { ...connection, service, persistent: Options.boolean("persistent").pipe(Options.withDescription("Keep it after the last connection using it closes, and across restarts (without it the service is deleted when its last client disconnects)")) },
   (args) =>
     withServer(args, (transport, tenant) =>
       Effect.flatMap(
