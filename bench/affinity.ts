@@ -1,6 +1,6 @@
 /**
  * CPU affinity for the latency group's placement rows, through util-linux's `taskset` (Node has
- * no sched_setaffinity). Linux only; callers skip with a notice when `affinityTool` says why not.
+ * no sched_setaffinity). Linux only; callers skip with a notice when `affinityUnavailable` says why.
  */
 import { spawnSync } from "node:child_process"
 import * as os from "node:os"

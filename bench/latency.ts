@@ -14,7 +14,11 @@
  * halted and its caches cold; the last part runs the Watcher paths back to back (each write as
  * soon as the receiver echoed the previous one), the receiver busy as under steady traffic.
  * The alone part also runs both Watcher paths with the opt-in `spin` (the receiver busy-polls
- * instead of sleeping: what a watcher that can spare a CPU gets).
+ * instead of sleeping: what a watcher that can spare a CPU gets). The placement part then pins
+ * this process's main thread (the writer) to one CPU and the floors and both Watcher paths to
+ * that CPU or the other (`taskset`): on an idle machine the kernel mostly wakes the receiver on
+ * the writer's CPU, and the few wakes on the other one, which must first be woken from idle,
+ * make the unpinned rows' tail.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
