@@ -47,16 +47,18 @@ export const percentile = (sorted: ArrayLike<number>, p: number): number =>
   sorted[Math.min(sorted.length - 1, nearestRank(p, sorted.length))]!
 
 /**
- * Latency summary of an ascending sample array, ranked over `sent` writes (default: the samples):
- * a write never received ranks above every sample, and a percentile falling on one is Infinity.
+ * Percentile `p` of `sent` writes of which the ascending `sorted` were received: a write never
+ * received ranks above every sample, so undefined when the percentile falls on one.
  */
+export const percentileOverSent = (sorted: ArrayLike<number>, sent: number, p: number): number | undefined => {
+  const rank = nearestRank(p, Math.max(sorted.length, sent))
+  return rank < sorted.length ? sorted[rank]! : undefined
+}
+
+/** Latency summary over `sent` writes (default: the samples); a percentile on a lost write is Infinity. */
 export const stats = (d: { readonly sorted: ArrayLike<number>; readonly sent?: number }) => {
-  const received = d.sorted.length
-  const at = (p: number) => {
-    const rank = nearestRank(p, Math.max(received, d.sent ?? 0))
-    return rank < received ? d.sorted[rank]! : Infinity
-  }
-  return { p50: at(50), p90: at(90), p99: at(99), min: d.sorted[0]!, max: d.sorted[received - 1]! }
+  const at = (p: number) => percentileOverSent(d.sorted, d.sent ?? 0, p) ?? Infinity
+  return { p50: at(50), p90: at(90), p99: at(99), min: d.sorted[0]!, max: d.sorted[d.sorted.length - 1]! }
 }
 
 export interface SyncCase {

@@ -38,7 +38,7 @@ import { loadNative, NativeAddon } from "../src/native/NativeAddon.js"
 import { affinityUnavailable, cpusOf, maskOf, pin, setMask } from "./affinity.js"
 import { type LiveChild, removeBundles, startChild, startProcess } from "./child.js"
 import { pingFile, serviceWithT } from "./files.js"
-import { fmt, type GroupSummary, type LatencySchedule, nearestRank, output, percentile, progress, ratio, runLatencySchedule, samplesOf, sleepSince, table } from "./harness.js"
+import { fmt, type GroupSummary, type LatencySchedule, output, percentile, percentileOverSent, progress, ratio, runLatencySchedule, samplesOf, sleepSince, table } from "./harness.js"
 
 const WARMUP = 200
 /** Quick unrecorded writes per path first, so the receivers' code is optimised before any is measured. */
@@ -88,8 +88,8 @@ interface Percentiles {
  */
 const overSent = (d: Distribution): Percentiles => {
   const at = (p: number): Latency => {
-    const rank = nearestRank(p, d.sent)
-    return rank < d.received ? { value: d.sorted[rank]!, lost: false } : { value: d.lostAbove, lost: true }
+    const value = percentileOverSent(d.sorted, d.sent, p)
+    return value === undefined ? { value: d.lostAbove, lost: true } : { value, lost: false }
   }
   return { p50: at(50), p90: at(90), p99: at(99), min: d.sorted[0]!, max: d.sorted[d.received - 1]! }
 }
