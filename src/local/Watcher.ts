@@ -185,7 +185,10 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
     }
 
     // Reused across scans: a wake should allocate little (garbage here shows up as p99 latency).
+    // The first `candidateCount` entries are this scan's; the array is never truncated, since
+    // `length = 0` drops its backing store and the next push allocates another (~150 B a scan).
     const candidates: Array<Tracked> = []
+    let candidateCount = 0
     let scanId = 0
     // What the last read found per candidate: its new value (undefined: same as `last`) and version.
     const readValues: Array<Uint8Array | undefined> = []
@@ -205,7 +208,7 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
         const tracked = table[i]!
         if (tracked.end <= from || tracked.scan === scanId) continue
         tracked.scan = scanId
-        candidates.push(tracked)
+        candidates[candidateCount++] = tracked
       }
     }
 
@@ -223,9 +226,8 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
 
     /** Reads every candidate's committed value, copying only those that differ from `last`. */
     const readCandidates = (): undefined => {
-      if (readVersions.length < candidates.length) readVersions = new Float64Array(candidates.length * 2)
-      readValues.length = candidates.length
-      for (let i = 0; i < candidates.length; i++) {
+      if (readVersions.length < candidateCount) readVersions = new Float64Array(candidateCount * 2)
+      for (let i = 0; i < candidateCount; i++) {
         const t = candidates[i]!
         readVersions[i] = memory.readChanged(t.ref, t.fixed, t.last, readValues, i)
       }
@@ -248,6 +250,8 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
     const diffAndRead = (): DiffError | undefined => {
       const failed = diffIntoCandidates()
       if (failed) return failed
+      // Rare (a batch committing): sorting the prefix alone may reallocate, which is fine here.
+      candidates.length = candidateCount
       candidates.sort(bySlot)
       return readCandidates()
     }
@@ -260,13 +264,13 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
      */
     const diffConsistent = (): DiffError | LockTimeout | undefined => {
       scanId++
-      candidates.length = 0
+      candidateCount = 0
       // The common case inline: no batch committing, none committed meanwhile.
       const before = Atomics.load(words, batchIndex)
       if ((before & 1) === 0) {
         const failed = diffIntoCandidates()
         if (failed) return failed
-        if (candidates.length === 0 && Atomics.load(words, batchIndex) === before) return undefined
+        if (candidateCount === 0 && Atomics.load(words, batchIndex) === before) return undefined
         readCandidates()
         if (Atomics.load(words, batchIndex) === before) return undefined
       }
@@ -279,9 +283,9 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
     const scanNow = (): FileChangeEvent | undefined | CommyError => {
       const failed = syncLayout() ?? diffConsistent()
       if (failed) return failed
-      if (candidates.length === 0) return layoutEvent(noChanges)
+      if (candidateCount === 0) return layoutEvent(noChanges)
       let changes: Array<VariableChange> | undefined
-      for (let i = 0; i < candidates.length; i++) {
+      for (let i = 0; i < candidateCount; i++) {
         const value = readValues[i]
         if (value === undefined) continue
         const tracked = candidates[i]!
@@ -343,12 +347,12 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
       // Shadow and values of one moment between batch commits, like every scan after.
       const failedRead = memory.consistent(() => {
         shadow.set(current)
-        candidates.length = 0
-        for (const tracked of table) candidates.push(tracked)
+        candidateCount = 0
+        for (const tracked of table) candidates[candidateCount++] = tracked
         return readCandidates()
       })
       if (failedRead) return yield* Effect.fail(failedRead)
-      for (let i = 0; i < candidates.length; i++) {
+      for (let i = 0; i < candidateCount; i++) {
         const value = readValues[i]
         if (value !== undefined) candidates[i]!.last = value
       }
