@@ -42,10 +42,6 @@ export const median = (values: ReadonlyArray<number>): number => {
 /** The 0-based nearest rank of percentile `p` among `n` ascending values. */
 export const nearestRank = (p: number, n: number): number => Math.max(0, Math.ceil((p / 100) * n) - 1)
 
-/** Nearest-rank percentile of an ascending array. */
-export const percentile = (sorted: ArrayLike<number>, p: number): number =>
-  sorted[Math.min(sorted.length - 1, nearestRank(p, sorted.length))]!
-
 /**
  * Percentile `p` of `sent` writes of which the ascending `sorted` were received: a write never
  * received ranks above every sample, so undefined when the percentile falls on one.
@@ -54,6 +50,9 @@ export const percentileOverSent = (sorted: ArrayLike<number>, sent: number, p: n
   const rank = nearestRank(p, Math.max(sorted.length, sent))
   return rank < sorted.length ? sorted[rank]! : undefined
 }
+
+/** Nearest-rank percentile of a non-empty ascending array. */
+export const percentile = (sorted: ArrayLike<number>, p: number): number => percentileOverSent(sorted, 0, p)!
 
 /** Latency summary over `sent` writes (default: the samples); a percentile on a lost write is Infinity. */
 export const stats = (d: { readonly sorted: ArrayLike<number>; readonly sent?: number }) => {

@@ -268,7 +268,8 @@ export const runLatency = async (): Promise<GroupSummary> => {
   let placement: Placement | undefined
   const notes: Array<string> = []
   const ping = pingFile(binding, path.join(root, "ping.bin"))
-  const closers: Array<() => void> = []
+  /** The ping files' mappings, closed at the end. */
+  const closers: Array<() => void> = [ping.close]
   try {
     // ---- the Watcher: an f64 variable "t" in a service file ----
     // (and a second file for the Effect-wrapped wait alone, so its writes wake only that child)
@@ -409,7 +410,6 @@ export const runLatency = async (): Promise<GroupSummary> => {
     for (const child of children) child.kill()
     await Effect.runPromise(Scope.close(scope, Exit.void))
     fs.rmSync(root, { recursive: true, force: true })
-    ping.close()
     for (const close of closers) close()
     removeBundles()
   }
@@ -433,21 +433,20 @@ export const runLatency = async (): Promise<GroupSummary> => {
     ]
   }
   output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${BURST} quick and ${WARMUP} paced warm-up writes; first the four paths interleaved write by write, then the floors and the two Watcher paths each alone; then back to back: ${BACK_TO_BACK.samples} round trips per path, each write as soon as the previous value was echoed)\n`)
-  output(table(
-    ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × futex", "p99 × futex", "write call p50 / p99"],
-    [...interleaved.map(row(base)), ...alone.map(row(baseAlone)), ...backToBack.map(row(baseAlone))],
-    ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
-  ))
+  /** The rows' table; `floor` names what the ratio columns divide by. */
+  const latencyTable = (floor: string, rows: ReadonlyArray<ReadonlyArray<string>>) =>
+    table(
+      ["path", "received", "min", "p50", "p90", "p99", "max", `p50 × ${floor}`, `p99 × ${floor}`, "write call p50 / p99"],
+      rows,
+      ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
+    )
+  output(latencyTable("futex", [...interleaved.map(row(base)), ...alone.map(row(baseAlone)), ...backToBack.map(row(baseAlone))]))
   output(`\n"received" counts the writes the receiver saw by themselves. A write it did not see before the next one (it read only the newer value) took longer than the spacing (~${SPACING_MS} ms paced, more interleaved): percentiles count those as slower than every received sample, and "> x" marks a percentile that falls on them (x: the spacing, their lower bound). "max" is the slowest received sample.`)
   if (placement) {
     const { otherCpu, rows, writerCpu } = placement
     const floorOf = (d: Distribution) => find(rows, `futex@${d.key.split("@")[1]}`)
     output(`\n## latency by placement: the writer (this process's main thread) pinned to CPU ${writerCpu}, each receiver (all its threads) to the same CPU or to CPU ${otherCpu}; paced as above, each alone in blocks\n`)
-    output(table(
-      ["path", "received", "min", "p50", "p90", "p99", "max", "p50 × Node ping", "p99 × Node ping", "write call p50 / p99"],
-      rows.map((d) => row(floorOf(d))(d)),
-      ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"]
-    ))
+    output(latencyTable("Node ping", rows.map((d) => row(floorOf(d))(d))))
     output(`\nA receiver on the writer's CPU runs once the writer sleeps (or preempts it); one on the other CPU must first have that CPU woken from idle. The alone rows above leave the choice to the kernel.`)
   }
   for (const note of notes) output(`\n${note}`)
