@@ -16,7 +16,7 @@
 
 // Bumped whenever the JS-facing interface changes. Must equal ABI_VERSION in
 // src/native/Binding.ts (the loader refuses a build whose abiVersion differs).
-#define COMMY_ABI_VERSION 2
+#define COMMY_ABI_VERSION 3
 
 namespace commy {
 

@@ -381,9 +381,16 @@ Napi::Value Mapping::CreateWaiter(const Napi::CallbackInfo& info) {
     ThrowCoded(env, code::kClosed, "addon instance is gone");
     return Napi::Value();
   }
+  // Optional onSettle: results go to it instead of a promise per wait.
+  const bool callback_mode = info.Length() > 0 && !info[0].IsUndefined();
+  if (callback_mode && !info[0].IsFunction()) {
+    ThrowCoded(env, code::kInvalidArgument, "\"onSettle\" must be a function");
+    return Napi::Value();
+  }
   addon->pending_waiter_mapping = state_;
   Napi::Value token = Napi::External<char>::New(env, &kConstructToken);
-  Napi::Object w = addon->waiter_ctor.New({token});
+  Napi::Object w = callback_mode ? addon->waiter_ctor.New({token, info[0]})
+                                 : addon->waiter_ctor.New({token});
   addon->pending_waiter_mapping.reset();
   if (w.IsEmpty()) return Napi::Value();  // constructor threw
   return w;

@@ -48,7 +48,7 @@ Napi::Function Waiter::Define(Napi::Env env) {
 Waiter::Waiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Waiter>(info) {
   napi_env env = info.Env();
   Commy* addon = Commy::From(env);
-  if (addon == nullptr || info.Length() != 1 || !info[0].IsExternal() ||
+  if (addon == nullptr || info.Length() < 1 || info.Length() > 2 || !info[0].IsExternal() ||
       info[0].As<Napi::External<char>>().Data() != &kConstructToken ||
       !addon->pending_waiter_mapping) {
     closed_ = true;
@@ -56,10 +56,27 @@ Waiter::Waiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Waiter>(info) 
                "CommyWaiter cannot be constructed directly; use mapping.waiter()");
     return;
   }
+  // (mapping.waiter() checked that an onSettle argument is a function.)
+  if (info.Length() == 2 && napi_create_reference(env, info[1], 0, &on_settle_) != napi_ok) {
+    closed_ = true;
+    on_settle_ = nullptr;
+    ThrowCoded(env, code::kInvalidArgument, "could not reference onSettle");
+    return;
+  }
   mapping_ = std::move(addon->pending_waiter_mapping);
   addon->pending_waiter_mapping.reset();
+  env_ = env;
+  napi_value resource_name;
+  if (napi_create_string_utf8(env, "commy:waiter", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_async_init(env, info.This(), resource_name, &async_context_) != napi_ok) {
+    async_context_ = nullptr;
+    closed_ = true;
+    mapping_.reset();
+    ThrowCoded(env, code::kInvalidArgument, "could not create an async context");
+    return;
+  }
 
-  if (addon->UseRingWaiters() && StartRing(env, info.This())) {
+  if (addon->UseRingWaiters() && StartRing(env)) {
     addon_ = addon;
     addon_->waiters.insert(this);
     return;
@@ -78,8 +95,7 @@ Waiter::Waiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Waiter>(info) 
     delete bridge_;
     bridge_ = nullptr;
     tsfn_ = nullptr;
-    closed_ = true;
-    mapping_.reset();
+    Shutdown();
     ThrowCoded(env, code::kInvalidArgument, "could not create a thread-safe function");
     return;
   }
@@ -103,6 +119,8 @@ Waiter::~Waiter() {
   // teardown. No JS may run here.
   deferred_ = nullptr;  // at teardown a pending promise is simply abandoned
   Shutdown();
+  if (on_settle_ != nullptr && env_ != nullptr) napi_delete_reference(env_, on_settle_);
+  on_settle_ = nullptr;
 }
 
 // Runs on the waiter thread: hand the result to the JS thread. The TSFN outlives the
@@ -125,8 +143,8 @@ void Waiter::CallJs(napi_env env, napi_value /*js_cb*/, void* context, void* dat
   const uint64_t generation = static_cast<uint64_t>(packed >> 2);
   const WaitResult result = static_cast<WaitResult>(packed & 3);
   // Results of waits that were cancelled (and already settled) are dropped here.
-  if (self->deferred_ == nullptr || generation != self->gen_) return;
-  self->Settle(env, result);
+  if (!self->in_flight_ || generation != self->gen_) return;
+  self->SettleInScope(env, result);
 }
 
 void Waiter::FinalizeTsfn(napi_env /*env*/, void* data, void* /*hint*/) {
@@ -140,12 +158,15 @@ void Waiter::FinalizeTsfn(napi_env /*env*/, void* data, void* /*hint*/) {
     w->bridge_ = nullptr;
     bridge->owner = nullptr;
     w->deferred_ = nullptr;
+    w->in_flight_ = false;
     w->Shutdown();
   }
   delete bridge;
 }
 
 void Waiter::Settle(napi_env env, WaitResult result) {
+  const bool was_in_flight = in_flight_;
+  in_flight_ = false;
   napi_deferred d = deferred_;
   deferred_ = nullptr;
   if (d != nullptr) {
@@ -172,10 +193,32 @@ void Waiter::Settle(napi_env env, WaitResult result) {
     wrap_refed_ = false;
     Unref();
   }
+  // Last: onSettle may start the next wait on this waiter at once.
+  if (on_settle_ != nullptr && was_in_flight) {
+    napi_value fn = nullptr;
+    napi_get_reference_value(env, on_settle_, &fn);  // a local handle: alive for the call
+    napi_reference_unref(env, on_settle_, nullptr);   // weak again while idle
+    if (fn != nullptr && result != WaitResult::kCancelled) CallOnSettle(env, fn, result);
+  }
+}
+
+// A throwing onSettle is an uncaught exception, as for any callback from the event loop.
+void Waiter::CallOnSettle(napi_env env, napi_value fn, WaitResult result) {
+  napi_value recv;
+  napi_value code;
+  napi_value ignored;
+  if (napi_get_undefined(env, &recv) != napi_ok ||
+      napi_create_int32(env, static_cast<int32_t>(result), &code) != napi_ok) {
+    return;
+  }
+  if (napi_call_function(env, recv, fn, 1, &code, &ignored) == napi_pending_exception) {
+    napi_value error;
+    if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+  }
 }
 
 void Waiter::CancelInFlight(napi_env env) {
-  if (deferred_ == nullptr) return;
+  if (!in_flight_) return;
   if (core_) core_->Cancel();  // (the io_uring kind withdraws its wait in Settle)
   Settle(env, WaitResult::kCancelled);
 }
@@ -193,8 +236,6 @@ void Waiter::Shutdown() {
     ring_.reset();
   }
   ring_wait_queued_ = false;
-  if (async_context_ != nullptr && env_ != nullptr) napi_async_destroy(env_, async_context_);
-  async_context_ = nullptr;
   if (core_) {
     core_->Stop();  // cancel + join: the thread is gone after this
     core_.reset();
@@ -211,6 +252,8 @@ void Waiter::Shutdown() {
     addon_ = nullptr;
   }
   mapping_.reset();
+  if (async_context_ != nullptr && env_ != nullptr) napi_async_destroy(env_, async_context_);
+  async_context_ = nullptr;
 }
 
 Napi::Value Waiter::Wait(const Napi::CallbackInfo& info) {
@@ -238,20 +281,22 @@ Napi::Value Waiter::Wait(const Napi::CallbackInfo& info) {
     ThrowCoded(env, code::kOutOfBounds, "futex word is outside the mapping");
     return Napi::Value();
   }
-  if (deferred_ != nullptr) {
+  if (in_flight_) {
     ThrowCoded(env, code::kBusy, "this waiter already has a wait in flight");
     return Napi::Value();
   }
-  napi_deferred d;
-  napi_value promise;
-  if (napi_create_promise(env, &d, &promise) != napi_ok) return Napi::Value();
+  const bool callback_mode = on_settle_ != nullptr;
+  napi_deferred d = nullptr;
+  napi_value promise = nullptr;
+  if (!callback_mode && napi_create_promise(env, &d, &promise) != napi_ok) return Napi::Value();
 
   // Fast paths without a thread hop. The mapping is open, hence mapped.
   const uint32_t* word = reinterpret_cast<const uint32_t*>(mapping_->data() + offset);
   const uint32_t current = __atomic_load_n(word, __ATOMIC_SEQ_CST);
   if (current != expected || timeout_ns == 0) {
-    napi_value s;
     const WaitResult r = current != expected ? WaitResult::kMismatch : WaitResult::kTimeout;
+    if (callback_mode) return Napi::Number::New(env, static_cast<int>(r));
+    napi_value s;
     if (napi_create_string_utf8(env, WaitResultName(r), NAPI_AUTO_LENGTH, &s) == napi_ok) {
       napi_resolve_deferred(env, d, s);
     }
@@ -261,10 +306,15 @@ Napi::Value Waiter::Wait(const Napi::CallbackInfo& info) {
   if (ring_) {
     const int err = ring_->SubmitWait(word, expected, gen_ + 1);
     if (err != 0) {
+      if (callback_mode) {
+        ThrowErrno(env, err, "io_uring_enter");
+        return Napi::Value();
+      }
       napi_reject_deferred(env, d, MakeErrnoError(env, err, "io_uring_enter"));
       return Napi::Value(env, promise);
     }
     deferred_ = d;
+    in_flight_ = true;
     gen_++;
     ring_wait_queued_ = true;
     uv_ref(reinterpret_cast<uv_handle_t*>(&handles_->poll));  // keeps the loop alive while waiting
@@ -275,19 +325,26 @@ Napi::Value Waiter::Wait(const Napi::CallbackInfo& info) {
       uv_update_time(handles_->timer.loop);
       uv_timer_start(&handles_->timer, TimerCb, ms, 0);
     }
-    Ref();
-    wrap_refed_ = true;
-    return Napi::Value(env, promise);
+    return Queued(env, promise);
   }
 
   deferred_ = d;
+  in_flight_ = true;
   gen_++;
   // While a wait is in flight, keep the loop alive and this object from being collected.
   if (napi_ref_threadsafe_function(env, tsfn_) == napi_ok) tsfn_refed_ = true;
+  core_->Submit(gen_, static_cast<size_t>(offset), expected, timeout_ns);
+  return Queued(env, promise);
+}
+
+// A wait is in flight: keep the wrapper (and onSettle) alive until it settles. Returns the
+// promise, or -1 ("queued") in callback mode.
+Napi::Value Waiter::Queued(napi_env env, napi_value promise) {
   Ref();
   wrap_refed_ = true;
-  core_->Submit(gen_, static_cast<size_t>(offset), expected, timeout_ns);
-  return Napi::Value(env, promise);
+  if (on_settle_ == nullptr) return Napi::Value(env, promise);
+  napi_reference_ref(env, on_settle_, nullptr);
+  return Napi::Number::New(env, -1);
 }
 
 Napi::Value Waiter::Kind(const Napi::CallbackInfo& info) {
@@ -296,18 +353,12 @@ Napi::Value Waiter::Kind(const Napi::CallbackInfo& info) {
 
 // ---- io_uring kind ----
 
-bool Waiter::StartRing(napi_env env, napi_value self) {
+bool Waiter::StartRing(napi_env env) {
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return false;
   std::unique_ptr<FutexRing> ring(new FutexRing());
   // A few entries: one wait and its cancel are the most ever queued at once.
   if (ring->Open(4) != 0) return false;
-  napi_value name;
-  if (napi_create_string_utf8(env, "commy:waiter", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, self, name, &async_context_) != napi_ok) {
-    async_context_ = nullptr;
-    return false;
-  }
   RingHandles* handles = new RingHandles();
   handles->poll.data = handles;
   handles->timer.data = handles;
@@ -315,8 +366,6 @@ bool Waiter::StartRing(napi_env env, napi_value self) {
       uv_poll_init(loop, &handles->poll, ring->fd()) != 0) {
     if (handles->hook != nullptr) napi_remove_async_cleanup_hook(handles->hook);
     delete handles;
-    napi_async_destroy(env, async_context_);
-    async_context_ = nullptr;
     return false;
   }
   handles->open = 1;
@@ -329,7 +378,6 @@ bool Waiter::StartRing(napi_env env, napi_value self) {
   uv_unref(reinterpret_cast<uv_handle_t*>(&handles->timer));
   handles_ = handles;
   ring_ = std::move(ring);
-  env_ = env;
   return true;
 }
 
@@ -356,7 +404,7 @@ void Waiter::OnRingReadable() {
   bool settle = false;
   WaitResult result = WaitResult::kWoken;
   while (ring_ && ring_->Pop(&tag, &res)) {
-    if (tag != gen_ || deferred_ == nullptr) continue;  // a cancel, or a wait already settled
+    if (tag != gen_ || !in_flight_) continue;  // a cancel, or a wait already settled
     ring_wait_queued_ = false;
     if (res == -ECANCELED) continue;  // withdrawn by us; already settled
     settle = true;
@@ -364,17 +412,17 @@ void Waiter::OnRingReadable() {
     // mapped, aligned word: reported as a (spurious) wake so callers re-check the word.
     result = res == -EAGAIN ? WaitResult::kMismatch : WaitResult::kWoken;
   }
-  if (settle) SettleFromLoop(result);
+  if (settle) SettleInScope(env_, result);
 }
 
 void Waiter::OnRingTimeout() {
-  if (deferred_ != nullptr) SettleFromLoop(WaitResult::kTimeout);
+  if (in_flight_) SettleInScope(env_, WaitResult::kTimeout);
 }
 
-// Settles from a libuv callback: inside a callback scope, so the promise's reactions (the
-// caller's continuation) run before control returns to the loop, as for any Node callback.
-void Waiter::SettleFromLoop(WaitResult result) {
-  napi_env env = env_;
+// Settles from a libuv or thread-safe-function callback: inside a callback scope, so onSettle's
+// or the promise's reactions (the caller's continuation) run before control returns to the
+// loop, as for any Node callback.
+void Waiter::SettleInScope(napi_env env, WaitResult result) {
   napi_handle_scope hs;
   if (napi_open_handle_scope(env, &hs) != napi_ok) return;
   napi_value self = Value();

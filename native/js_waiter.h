@@ -5,6 +5,9 @@
 //   through a thread-safe function (two wake-ups: the thread, then the loop).
 // The kind is chosen per waiter at creation: io_uring when FutexRingAvailable() and not
 // switched off (setWaiterKind / COMMY_WAITER=thread).
+// Results reach JS one of two ways, fixed at creation: a promise per wait, or (given an
+// onSettle function) a call of onSettle(code) from the event loop, which allocates nothing per
+// wait: the watcher's wake path.
 #ifndef COMMY_NATIVE_JS_WAITER_H_
 #define COMMY_NATIVE_JS_WAITER_H_
 
@@ -49,15 +52,20 @@ class Waiter : public Napi::ObjectWrap<Waiter> {
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Kind(const Napi::CallbackInfo& info);
+  // Ends the in-flight wait: resolves its promise, or (callback mode) calls onSettle unless the
+  // wait was withdrawn (kCancelled). Callback mode must be inside a callback scope.
   void Settle(napi_env env, WaitResult result);
+  // Settle from a libuv or thread-safe-function callback: handle and callback scope around it.
+  void SettleInScope(napi_env env, WaitResult result);
+  void CallOnSettle(napi_env env, napi_value fn, WaitResult result);
+  Napi::Value Queued(napi_env env, napi_value promise);
   static void Completion(void* ctx, uint64_t generation, WaitResult result);
   static void CallJs(napi_env env, napi_value js_cb, void* context, void* data);
   static void FinalizeTsfn(napi_env env, void* data, void* hint);
   // io_uring kind
-  bool StartRing(napi_env env, napi_value self);
+  bool StartRing(napi_env env);
   void OnRingReadable();
   void OnRingTimeout();
-  void SettleFromLoop(WaitResult result);
   static void PollCb(uv_poll_s* handle, int status, int events);
   static void TimerCb(uv_timer_s* handle);
   static void TeardownHook(napi_async_cleanup_hook_handle hook, void* arg);
@@ -68,8 +76,12 @@ class Waiter : public Napi::ObjectWrap<Waiter> {
   napi_threadsafe_function tsfn_ = nullptr;
   Bridge* bridge_ = nullptr;
   napi_deferred deferred_ = nullptr;
-  // io_uring kind (ring_ set): the ring, libuv handles over its fd (owned by RingHandles,
-  // freed by their close callbacks), and the async context completions run in.
+  // Callback mode: onSettle, weak while idle and strong while a wait is in flight (like the
+  // wrapper itself), so a waiter and the closure that owns it can be collected together.
+  napi_ref on_settle_ = nullptr;
+  bool in_flight_ = false;
+  // io_uring kind (ring_ set): the ring and libuv handles over its fd (owned by RingHandles,
+  // freed by their close callbacks). Both kinds: the async context completions run in.
   std::unique_ptr<FutexRing> ring_;
   struct RingHandles* handles_ = nullptr;
   napi_env env_ = nullptr;

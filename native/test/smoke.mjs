@@ -57,7 +57,7 @@ const LEN = 3 * 4096 + 100
 fs.writeFileSync(file, Buffer.alloc(LEN + 50))
 
 // ---------------------------------------------------------------- basics
-check("abiVersion", binding.abiVersion === 2)
+check("abiVersion", binding.abiVersion === 3)
 const kernels = binding.kernels()
 check("kernels ends with scalar", Array.isArray(kernels) && kernels.at(-1) === "scalar", kernels)
 check("activeKernel is listed", kernels.includes(binding.activeKernel()), binding.activeKernel())
@@ -319,6 +319,59 @@ async function wakeUntil(mapping, offset, want, ms = 5000) {
   throwsCode("cancel after waiter close", () => w3.cancel(), "ERR_COMMY_CLOSED")
 }
 
+// ---------------------------------------------------------------- callback-mode waiters
+{
+  throwsCode("waiter(non-function)", () => m.waiter(5), "ERR_COMMY_INVALID_ARGUMENT")
+  let onSettle = () => {}
+  let calls = 0
+  const cw = m.waiter((code) => {
+    calls++
+    onSettle(code)
+  })
+  check("callback waiter kind", cw.kind() === wantKind, cw.kind())
+  check("callback: mismatch at once", cw.wait(0, 4, 1000) === 2)
+  check("callback: timeout 0 at once", cw.wait(0, 5, 0) === 1)
+  throwsCode("callback: bad offset", () => cw.wait(2, 5, 10), "ERR_COMMY_INVALID_ARGUMENT")
+  check("callback: nothing called for immediate results", calls === 0, calls)
+  let next = new Promise((resolve) => { onSettle = resolve })
+  check("callback: queued returns -1", cw.wait(0, 5, 30) === -1)
+  throwsCode("callback: second wait is BUSY", () => cw.wait(0, 5, 10), "ERR_COMMY_BUSY")
+  check("callback: timeout", (await next) === 1)
+  next = new Promise((resolve) => { onSettle = resolve })
+  cw.wait(0, 5, Infinity)
+  const woken = await wakeUntil(m, 0, 1)
+  check("callback: woken", woken === 1 && (await next) === 0, woken)
+  onSettle = () => {}
+  calls = 0
+  cw.wait(0, 5, Infinity)
+  await sleep(10)
+  cw.cancel()
+  cw.wait(0, 5, Infinity) // cancelled before the thread may even have picked it up
+  cw.cancel()
+  await sleep(30)
+  check("callback: cancel calls nothing", calls === 0, calls)
+  // Re-armed from inside onSettle, as the watcher does: every change seen, none missed.
+  const rounds = slow ? 20 : 200
+  let seen = 0
+  const done = new Promise((resolve) => {
+    onSettle = (code) => {
+      if (code === 0) seen++
+      if (seen >= rounds) return resolve()
+      while (cw.wait(0, u32[0], 5000) !== -1) {} // (the word may have moved meanwhile)
+    }
+  })
+  cw.wait(0, u32[0], 5000)
+  for (let i = 0; i < rounds && seen < rounds; i++) {
+    await wakeUntil(m, 0, 1, 1000)
+    await sleep(0)
+  }
+  await Promise.race([done, sleep(5000)])
+  check("callback: re-armed from onSettle", seen === rounds, `${seen}/${rounds}`)
+  cw.close()
+  cw.close() // idempotent
+  throwsCode("callback: wait after close", () => cw.wait(0, 5, 10), "ERR_COMMY_CLOSED")
+}
+
 // ---------------------------------------------------------------- locks
 {
   const m2 = binding.map(file, false, 16) // a second open file description
@@ -389,6 +442,29 @@ async function runWorker(source) {
   check("worker: load + idle waiter exits", exitCode === 0 && messages[0] === "mismatch:" + kernels.length, `${exitCode} ${messages}`)
 }
 {
+  // A throwing onSettle is an uncaught exception (here the worker's), not a crash.
+  const w = new Worker(`
+    const { workerData } = require("node:worker_threads")
+    const b = require(workerData.addonPath)
+    const m = b.map(workerData.file, true, workerData.LEN)
+    m.waiter(() => { throw new Error("boom from onSettle") }).wait(16, 12345, 10) // mismatch: no call
+    m.waiter(() => { throw new Error("boom from onSettle") }).wait(0, new Uint32Array(m.buffer)[0], 10)
+  `, { eval: true, workerData: { addonPath, file, LEN } })
+  const error = await new Promise((resolve) => { w.on("error", resolve); w.on("exit", () => resolve(undefined)) })
+  check("throwing onSettle reaches uncaughtException", error?.message === "boom from onSettle", error)
+}
+{
+  // A worker exiting with a callback-mode wait in flight.
+  const { exitCode } = await runWorker(`
+    const { workerData } = require("node:worker_threads")
+    const b = require(workerData.addonPath)
+    const m = b.map(workerData.file, true, workerData.LEN)
+    m.waiter(() => {}).wait(16, new Uint32Array(m.buffer)[4], Infinity)
+    setTimeout(() => process.exit(4), 30)
+  `)
+  check("worker process.exit with a callback wait in flight", exitCode === 4, exitCode)
+}
+{
   // A worker terminated while a wait is in flight (Infinity) must not hang or crash.
   const w = new Worker(`
     const { parentPort, workerData } = require("node:worker_threads")
@@ -424,10 +500,16 @@ async function runWorker(source) {
 // ---------------------------------------------------------------- close
 {
   const p1 = w1.wait(0, 5, Infinity)
+  let cwCalls = 0
+  const cw = m.waiter(() => cwCalls++)
+  check("callback wait before close", cw.wait(0, 5, Infinity) === -1)
   await sleep(10)
   const view = new Uint8Array(m.buffer)
   m.close()
   check("close cancels waits", (await p1) === "cancelled")
+  await sleep(20)
+  check("close withdraws a callback wait without a call", cwCalls === 0, cwCalls)
+  throwsCode("callback wait on closed mapping", () => cw.wait(0, 5, 10), "ERR_COMMY_CLOSED")
   check("closed flag", m.closed === true)
   check("buffer detached", m.buffer.byteLength === 0 && view.length === 0 && view[0] === undefined)
   let threw = false
@@ -458,6 +540,11 @@ const leftover = binding.map(file, true, LEN)
 leftover.waiter()
 if (typeof globalThis.gc === "function") {
   for (let i = 0; i < 20; i++) binding.map(file, true, 4096).waiter() // dropped: GC cleans up
+  // Dropped with the closure that owns it (onSettle is held weakly while idle).
+  for (let i = 0; i < 20; i++) {
+    const owner = { waiter: undefined }
+    owner.waiter = binding.map(file, true, 4096).waiter(() => owner)
+  }
   globalThis.gc()
   await sleep(10)
   globalThis.gc()

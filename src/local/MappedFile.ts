@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import type { CommyError } from "../CommyError.js"
-import type { NativeMapping, NativeWaiter, WaitResult } from "../native/Binding.js"
+import { type NativeCallbackWaiter, type NativeMapping, WAIT_RESULTS, type WaitResult } from "../native/Binding.js"
 import { NativeAddon } from "../native/NativeAddon.js"
 import { fromNativeError } from "../native/NativeError.js"
 
@@ -83,60 +83,96 @@ const toMillis = (timeout: Duration.DurationInput | undefined): number =>
   timeout === undefined ? Infinity : Duration.toMillis(Duration.decode(timeout))
 
 /**
- * A native waiter with its promise handlers, made once and reused: a wait then allocates its
- * promise and one cancel closure, not a handler pair each time (wakes are the watcher's hot path).
+ * A native waiter in callback mode, made once and reused: a wait allocates no promise and no
+ * handlers, only the cancel closure it returns (wakes are the watcher's hot path).
  */
 class PooledWaiter {
   onDone: ((result: WaitResult | CommyError) => void) | undefined = undefined
   /** Counts this waiter's waits, so a stale cancel cannot withdraw a later one. */
   uses = 0
+  readonly waiter: NativeCallbackWaiter
 
-  constructor(readonly waiter: NativeWaiter, private readonly idle: Array<PooledWaiter>) {}
+  constructor(mapping: NativeMapping, private readonly idle: Array<PooledWaiter>) {
+    this.waiter = mapping.waiter(this.settled)
+  }
 
-  readonly resolved = (result: WaitResult): void => {
+  /** From the event loop, for a wait that was not withdrawn. */
+  readonly settled = (code: number): void => {
     const done = this.onDone
     this.onDone = undefined
     this.idle.push(this)
-    done?.(result)
+    done?.(WAIT_RESULTS[code]!)
   }
 
-  readonly rejected = (cause: unknown): void => {
+  /** The mapping closed under an in-flight wait (the addon withdrew it without a call). */
+  closedUnder(): void {
     const done = this.onDone
+    if (done === undefined) return
     this.onDone = undefined
-    this.waiter.close()
-    done?.(fromNativeError(cause, "MappedFile.wait"))
+    queueMicrotask(() => done("cancelled"))
   }
 }
 
-const make = (path: string, mapping: NativeMapping): MappedFile => {
+/** Calls `onDone` with `result` on a microtask unless the returned function runs first. */
+const later = <R>(onDone: (result: R) => void, result: R): () => void => {
+  let cancelled = false
+  queueMicrotask(() => {
+    if (!cancelled) onDone(result)
+  })
+  return () => {
+    cancelled = true
+  }
+}
+
+const make = (path: string, mapping: NativeMapping): { readonly file: MappedFile; readonly close: () => void } => {
   // Idle native waiters, reused: each owns a ring or a thread, costly to create per wait.
   const idle: Array<PooledWaiter> = []
+  const all: Array<PooledWaiter> = []
 
   const unsafeWait: UnsafeWait = (offset, expected, timeoutMs, onDone) => {
-    let pooled: PooledWaiter | undefined
-    let promise: Promise<WaitResult>
+    let pooled = idle.pop()
+    let queued: number
     try {
-      pooled = idle.pop() ?? new PooledWaiter(mapping.waiter(), idle)
-      promise = pooled.waiter.wait(offset, expected, timeoutMs)
+      if (pooled === undefined) {
+        pooled = new PooledWaiter(mapping, idle)
+        all.push(pooled)
+      }
+      queued = pooled.waiter.wait(offset, expected, timeoutMs)
     } catch (cause) {
-      if (pooled) idle.push(pooled)
-      const error = fromNativeError(cause, "MappedFile.wait")
-      queueMicrotask(() => onDone(error))
-      return () => {}
+      // A closed mapping or a failed submission: the waiter is not worth reusing.
+      if (pooled !== undefined) {
+        pooled.waiter.close()
+        all.splice(all.indexOf(pooled), 1)
+      }
+      return later(onDone, fromNativeError(cause, "MappedFile.wait"))
     }
     const used = pooled
+    if (queued >= 0) {
+      idle.push(used)
+      return later(onDone, WAIT_RESULTS[queued]!)
+    }
     const use = ++used.uses
     used.onDone = onDone
-    promise.then(used.resolved, used.rejected)
-    // The promise then resolves "cancelled" and the waiter goes back to the idle list.
     return () => {
       if (used.uses !== use || used.onDone === undefined) return
       used.onDone = undefined
       used.waiter.cancel()
+      idle.push(used)
     }
   }
 
-  return {
+  /** Closes the mapping, tells in-flight waits they were cancelled, and frees every waiter's ring or thread. */
+  const close = (): void => {
+    mapping.close()
+    for (const pooled of all) {
+      pooled.closedUnder()
+      pooled.waiter.close()
+    }
+    all.length = 0
+    idle.length = 0
+  }
+
+  const file: MappedFile = {
     path,
     length: mapping.length,
     writable: mapping.writable,
@@ -163,6 +199,7 @@ const make = (path: string, mapping: NativeMapping): MappedFile => {
     wait: waitEffect(unsafeWait),
     unsafeWait
   }
+  return { file, close }
 }
 
 /**
@@ -176,13 +213,13 @@ export const mapFile = (
   Effect.gen(function*() {
     const addon = yield* NativeAddon
     const writable = options.writable ?? true
-    const mapping = yield* Effect.acquireRelease(
+    const { file } = yield* Effect.acquireRelease(
       attempt(`mapFile(${path})`, () => {
         // fs errors carry errno codes like the addon's, so one mapping covers both.
         const length = options.length ?? fs.statSync(path).size
-        return addon.map(path, writable, length)
+        return make(path, addon.map(path, writable, length))
       }),
-      (mapping) => Effect.sync(() => mapping.close())
+      ({ close }) => Effect.sync(close)
     )
-    return make(path, mapping)
+    return file
   })

@@ -26,6 +26,8 @@ export type KernelName = "avx512bw" | "avx2" | "sse2" | "neon" | "scalar"
 
 /** Result of a futex wait. `woken` may be spurious: callers re-check the word. */
 export type WaitResult = "woken" | "timeout" | "mismatch" | "cancelled"
+/** The results by the codes a callback-mode waiter reports (native WaitResult order). */
+export const WAIT_RESULTS: ReadonlyArray<WaitResult> = ["woken", "timeout", "mismatch", "cancelled"]
 
 export interface NativeMapping {
   /** External ArrayBuffer over the mapped pages (zero copy). Detached by `close()`. */
@@ -58,6 +60,11 @@ export interface NativeMapping {
    */
   waiter(): NativeWaiter
   /**
+   * The same, with results delivered to `onSettle` (an index into `WAIT_RESULTS`) from the event loop
+   * instead of a promise per wait: a wait allocates nothing.
+   */
+  waiter(onSettle: (code: number) => void): NativeCallbackWaiter
+  /**
    * Detaches `buffer` (old views then read as length 0 instead of faulting), cancels pending
    * waits, and releases the mapping and the file descriptor once no waiter thread uses them.
    * Idempotent. Garbage collection of both the Mapping object and the buffer does the same.
@@ -84,6 +91,23 @@ export interface NativeWaiter {
   /** Cancels and releases the thread or ring. Idempotent. */
   close(): void
   /** Which mechanism this waiter uses. */
+  kind(): WaiterKind
+}
+
+/** A waiter in callback mode (`mapping.waiter(onSettle)`). */
+export interface NativeCallbackWaiter {
+  /**
+   * Starts a wait as `NativeWaiter.wait` does. Returns -1 when it is queued: `onSettle` is then
+   * called once, from the event loop, with 0 (woken), 1 (timeout) or 2 (mismatch), unless
+   * `cancel`, `close` or the mapping's `close` withdraws the wait first (then it is not called).
+   * Returns 1 or 2 when the wait ended at once (a zero timeout, a word already different):
+   * `onSettle` is not called. A throwing `onSettle` is an uncaught exception.
+   */
+  wait(offset: number, expected: number, timeoutMs: number): number
+  /** Withdraws the in-flight wait (if any) without calling `onSettle`. */
+  cancel(): void
+  /** Withdraws and releases the thread or ring. Idempotent. */
+  close(): void
   kind(): WaiterKind
 }
 
@@ -119,4 +143,4 @@ export interface NativeBinding {
 }
 
 /** Must equal `COMMY_ABI_VERSION` in native/commy.cc. */
-export const ABI_VERSION = 2
+export const ABI_VERSION = 3
