@@ -16,10 +16,13 @@ const contract = (name: string, layer: () => Effect.Effect<SimdDiffService, unkn
     const service = () => Effect.runSync(layer())
     const diff = (a: Uint8Array, b: Uint8Array) => Effect.runSync(service().diff(a, b))
 
-    it("matches the byte-by-byte oracle on random lengths, misalignments and patterns", () => {
+    it("matches the byte-by-byte oracle on random lengths, misalignments and patterns", async () => {
       const svc = service()
-      fc.assert(
-        fc.property(diffCaseArb, (c) => {
+      await fc.assert(
+        fc.asyncProperty(diffCaseArb, async (c) => {
+          // Let the worker's event loop run between cases: 250 cases of up to 1 MiB take tens of
+          // seconds on a loaded machine, and vitest's worker RPC times out after 60 s without it.
+          await new Promise((resolve) => setImmediate(resolve))
           const { current, shadow } = makeCase(c)
           const got = Array.from(Effect.runSync(svc.diff(current, shadow)))
           expect(got).toEqual(oracleDiff(current, shadow))
