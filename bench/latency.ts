@@ -282,7 +282,7 @@ export const runLatency = async (): Promise<GroupSummary> => {
     const paths: Array<{ key: string; name: string; args: Array<string>; write: (value: number) => void }> = [
       {
         key: "futex",
-        name: "bare futex ping (native waiter → JS promise)",
+        name: "bare futex ping (native waiter → JS callback)",
         args: ["futex", ping.file],
         write: ping.write
       },
