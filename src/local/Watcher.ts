@@ -510,6 +510,8 @@ export interface OnChangeOptions extends WatchOptions {
  * Calls `onEvent` for each change until the scope closes: the same events as `watch`, delivered
  * straight from the wake-up (no fiber, no stream), for code that reacts in place, like a Redis
  * client's message handler. `onError` gets a failure that stopped the watcher (default: none).
+ * An exception thrown by `onEvent` is rethrown as an uncaught exception (as an EventEmitter
+ * listener's would be) and the watcher carries on with the next change.
  */
 export const onChange = (
   file: VirtualFile,
@@ -524,6 +526,16 @@ export const onChange = (
       stopped = true
       options.onError?.(error)
     }
+    /** The handler's own exception must not stop the watcher (nothing would re-arm it). */
+    const handle = (event: FileChangeEvent): void => {
+      try {
+        onEvent(event)
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error
+        })
+      }
+    }
     // Re-arms after each event; an event found synchronously is delivered by this loop rather
     // than by recursion, so a handler that writes cannot grow the stack.
     let arming = false
@@ -531,7 +543,7 @@ export const onChange = (
     const receive = (event: FileChangeEvent): void => {
       if (arming) ready = event
       else if (!stopped) {
-        onEvent(event)
+        handle(event)
         if (!stopped) arm()
       }
     }
@@ -543,7 +555,7 @@ export const onChange = (
         const event = ready
         ready = undefined
         if (event === undefined || stopped) return
-        onEvent(event)
+        handle(event)
         if (stopped) return
       }
     }

@@ -6,6 +6,7 @@ import * as Stream from "effect/Stream"
 import { SimdDiff } from "../../src/diff/SimdDiff.js"
 import { bufferServiceFile, createServiceFile, openServiceFile } from "../../src/local/ServiceFiles.js"
 import { NativeAddon } from "../../src/native/NativeAddon.js"
+import { runChild } from "../support/child.js"
 import { tempDir } from "../support/tempDir.js"
 import * as Cause from "effect/Cause"
 import * as Option from "effect/Option"
@@ -226,6 +227,15 @@ describe("Watcher (in-memory file)", () => {
       expect(maxSleep).toMatchObject({ _tag: "InvalidArgument" })
       expect(maxSleep.message).toContain("maxSleep")
     }).pipe(Effect.provide(SimdDiff.layer)))
+
+  it.live("onChange: a handler that throws surfaces as an uncaught exception and the watcher carries on", () =>
+    Effect.gen(function*() {
+      const root = yield* tempDir
+      const id = yield* createServiceFile(root)
+      const child = yield* Effect.promise(() => runChild("vfChild.ts", ["throwing-handler", root, id]))
+      expect(child.stderr).toBe("")
+      expect(JSON.parse(child.stdout)).toEqual({ uncaught: ["handler failed"], seen: [1, 2] })
+    }).pipe(Effect.scoped, Effect.provide(NativeAddon.layer)))
 
   it.live("a mapped file closed under its watchers: watch fails and onChange's onError gets MappingClosed, nothing throws, nobody stays counted asleep", () =>
     Effect.gen(function*() {
