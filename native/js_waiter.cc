@@ -56,12 +56,19 @@ Waiter::Waiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Waiter>(info) 
                "CommyWaiter cannot be constructed directly; use mapping.waiter()");
     return;
   }
-  // (mapping.waiter() checked that an onSettle argument is a function.)
-  if (info.Length() == 2 && napi_create_reference(env, info[1], 0, &on_settle_) != napi_ok) {
-    closed_ = true;
-    on_settle_ = nullptr;
-    ThrowCoded(env, code::kInvalidArgument, "could not reference onSettle");
-    return;
+  // (mapping.waiter() checked that an onSettle argument is a function.) The waiter object holds
+  // it (a read-only property), so it lives as long as the waiter; our reference is weak while
+  // idle so that a cycle through it (a closure owning its waiter) stays collectable.
+  if (info.Length() == 2) {
+    napi_property_descriptor held = {"onSettle", nullptr, nullptr, nullptr, nullptr, info[1],
+                                     napi_default, nullptr};
+    if (napi_define_properties(env, info.This(), 1, &held) != napi_ok ||
+        napi_create_reference(env, info[1], 0, &on_settle_) != napi_ok) {
+      closed_ = true;
+      on_settle_ = nullptr;
+      ThrowCoded(env, code::kInvalidArgument, "could not reference onSettle");
+      return;
+    }
   }
   mapping_ = std::move(addon->pending_waiter_mapping);
   addon->pending_waiter_mapping.reset();

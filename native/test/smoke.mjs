@@ -371,6 +371,18 @@ async function wakeUntil(mapping, offset, want, ms = 5000) {
   cw.close() // idempotent
   throwsCode("callback: wait after close", () => cw.wait(0, 5, 10), "ERR_COMMY_CLOSED")
 }
+if (typeof globalThis.gc === "function") {
+  // An inline onSettle that nothing else references lives as long as its waiter.
+  let settled = 0
+  const inline = m.waiter(() => settled++)
+  for (let i = 0; i < 3; i++) {
+    globalThis.gc()
+    inline.wait(0, 5, 5)
+    await sleep(20)
+  }
+  check("inline onSettle survives GC between waits", settled === 3, settled)
+  inline.close()
+}
 
 // ---------------------------------------------------------------- locks
 {
