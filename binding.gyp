@@ -22,7 +22,8 @@
       ],
       "defines": [
         "NAPI_VERSION=8",
-        "NAPI_DISABLE_CPP_EXCEPTIONS"
+        "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"
       ],
       "cflags!": ["-fexceptions", "-O2", "-O0"],
       "cflags_cc!": ["-fexceptions", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++20"],

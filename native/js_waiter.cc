@@ -411,12 +411,13 @@ void Waiter::OnRingReadable() {
   bool settle = false;
   WaitResult result = WaitResult::kWoken;
   while (ring_ && ring_->Pop(&tag, &res)) {
-    if (tag != gen_ || !in_flight_) continue;  // a cancel, or a wait already settled
+    // A cancel's own completion, or the wait we withdrew (Settle clears in_flight_ first).
+    if (tag != gen_ || !in_flight_) continue;
     ring_wait_queued_ = false;
-    if (res == -ECANCELED) continue;  // withdrawn by us; already settled
     settle = true;
-    // -EAGAIN: the word had already moved on. Other errors cannot happen for a validated,
-    // mapped, aligned word: reported as a (spurious) wake so callers re-check the word.
+    // -EAGAIN: the word had already moved on. Other errors (-ECANCELED here would be the
+    // kernel's own doing) are reported as a (spurious) wake so callers re-check the word: a wait
+    // must never be left unsettled.
     result = res == -EAGAIN ? WaitResult::kMismatch : WaitResult::kWoken;
   }
   if (settle) SettleInScope(env_, result);

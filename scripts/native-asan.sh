@@ -53,7 +53,7 @@ if [ -z "$NODE_INC" ]; then
   echo "(node headers not found; skipped the ASan addon run)"
 else
   NAA="$(node -p "require('node-addon-api').include_dir")"
-  "$CXX" "${SAN[@]}" -fPIC -shared -fno-exceptions -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS \
+  "$CXX" "${SAN[@]}" -fPIC -shared -fno-exceptions -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS \
     -DNODE_GYP_MODULE_NAME=commy -I"$NODE_INC" -I"$NAA" -o "$OUT/commy-asan.node" \
     native/commy.cc native/args.cc native/errors.cc native/js_mapping.cc native/js_waiter.cc \
     native/mapping.cc native/waiter.cc native/futex.cc native/uring.cc native/cpu.cc native/diff.cc \

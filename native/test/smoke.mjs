@@ -454,6 +454,32 @@ async function runWorker(source) {
   check("worker: load + idle waiter exits", exitCode === 0 && messages[0] === "mismatch:" + kernels.length, `${exitCode} ${messages}`)
 }
 {
+  // Workers terminated at random moments while their JS re-arms waits (from onSettle, from a
+  // promise) and wakes them: a call into the addon during termination must not abort the process
+  // (node-addon-api's unthrowable-exception path, NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS).
+  for (let i = 0; i < (slow ? 4 : 15); i++) {
+    const w = new Worker(`
+      const { parentPort, workerData } = require("node:worker_threads")
+      const b = require(workerData.addonPath)
+      const m = b.map(workerData.file, true, workerData.LEN)
+      const u = new Uint32Array(m.buffer)
+      for (let j = 0; j < 4; j++) {
+        const cw = m.waiter(() => { try { cw.wait(32, u[8], 1) } catch {} })
+        cw.wait(32, u[8], 1)
+      }
+      const pw = m.waiter()
+      const loop = () => { try { pw.wait(32, u[8], 1).then(loop) } catch {} }
+      loop()
+      setInterval(() => { u[8]++; try { m.wake(32, 100) } catch {} }, 0)
+      parentPort.postMessage("up")
+    `, { eval: true, workerData: { addonPath, file, LEN } })
+    await new Promise((resolve) => w.once("message", resolve))
+    await sleep(Math.random() * 20)
+    await w.terminate()
+  }
+  check("workers terminated mid re-arm", true)
+}
+{
   // A throwing onSettle is an uncaught exception (here the worker's), not a crash.
   const w = new Worker(`
     const { workerData } = require("node:worker_threads")
