@@ -9,13 +9,15 @@
  * Diff and read happen with no batch commit in between, so an event names a batch whole. Writes
  * that coalesce into one wake are all reported: the diff sees every byte that moved.
  */
+import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type CommyError, LockTimeout, MappingClosed } from "../CommyError.js"
+import { type CommyError, LockTimeout, MappingClosed, WatcherError } from "../CommyError.js"
 import { millisOf } from "../Durations.js"
 import { type DiffError, SimdDiff } from "../diff/SimdDiff.js"
 import type { WaitResult } from "../native/Binding.js"
@@ -502,16 +504,20 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
   ))
 
 export interface OnChangeOptions extends WatchOptions {
-  /** Called once if the watcher stops on an error (a corrupted file, a failed wait). */
+  /**
+   * Called with a `WatcherError` (code `WATCHER_ERROR`, the exception as its `cause`) each time
+   * `onEvent` throws, after which the watcher carries on; and once, last, with the error that
+   * stopped the watcher (a corrupted file, a failed wait). Without it, a throwing `onEvent` is
+   * logged at error level through Effect's logger.
+   */
   readonly onError?: (error: CommyError) => void
 }
 
 /**
  * Calls `onEvent` for each change until the scope closes: the same events as `watch`, delivered
  * straight from the wake-up (no fiber, no stream), for code that reacts in place, like a Redis
- * client's message handler. `onError` gets a failure that stopped the watcher (default: none).
- * An exception thrown by `onEvent` is rethrown as an uncaught exception (as an EventEmitter
- * listener's would be) and the watcher carries on with the next change.
+ * client's message handler. An exception thrown by `onEvent` becomes a `WatcherError` for
+ * `onError` (or an error log) and the watcher carries on with the next change.
  */
 export const onChange = (
   file: VirtualFile,
@@ -520,6 +526,7 @@ export const onChange = (
 ): Effect.Effect<void, CommyError, SimdDiff | Scope.Scope> =>
   Effect.gen(function*() {
     const next = yield* makeWatchCore(file, options)
+    const runtime = yield* Effect.runtime<never>()
     let cancel: (() => void) | undefined
     let stopped = false
     const onError = (error: CommyError) => {
@@ -530,10 +537,10 @@ export const onChange = (
     const handle = (event: FileChangeEvent): void => {
       try {
         onEvent(event)
-      } catch (error) {
-        queueMicrotask(() => {
-          throw error
-        })
+      } catch (cause) {
+        const error = new WatcherError({ message: `the onChange handler threw: ${String(cause)}`, cause })
+        if (options.onError) options.onError(error)
+        else Runtime.runFork(runtime)(Effect.logError(error.message, Cause.die(cause)))
       }
     }
     // Re-arms after each event; an event found synchronously is delivered by this loop rather
