@@ -16,7 +16,7 @@ import type * as Scope from "effect/Scope"
 import { type CommyError, InvalidArgument, InvalidOffset, LockTimeout, PermissionDenied } from "../CommyError.js"
 import type { WaitResult } from "../native/Binding.js"
 import type { NativeAddon } from "../native/NativeAddon.js"
-import { mapFile, type UnsafeWait, waitEffect } from "./MappedFile.js"
+import { type MakeUnsafeWaiter, mapFile, type UnsafeWait, waiterOf, waitEffect } from "./MappedFile.js"
 
 export interface FileAccessorService {
   /** True when the bytes are this machine's shared mapping (no network in between). */
@@ -41,8 +41,10 @@ export interface FileAccessorService {
   readonly wake: (offset: number) => void
   /** Sleeps while the word at `offset` equals `expected`, up to `timeout`. Interruptible. */
   readonly wait: (offset: number, expected: number, timeout: Duration.DurationInput) => Effect.Effect<WaitResult, CommyError>
-  /** `wait` as a callback (what the Watcher's wake path uses: no fiber per wake). */
+  /** `wait` as a callback (no fiber per wake). */
   readonly unsafeWait: UnsafeWait
+  /** A reusable callback waiter (what the Watcher's wake path uses: nothing allocated per wait). */
+  readonly unsafeWaiter: MakeUnsafeWaiter
 }
 
 export class FileAccessor extends Context.Tag("commy/FileAccessor")<FileAccessor, FileAccessorService>() {}
@@ -100,7 +102,8 @@ export const makeLocal = (
       // Best effort by design: a failed wake only delays watchers until their timeout.
       wake: (offset) => void mapped.unsafeWake(offset),
       wait: mapped.wait,
-      unsafeWait: mapped.unsafeWait
+      unsafeWait: mapped.unsafeWait,
+      unsafeWaiter: mapped.unsafeWaiter
     } satisfies FileAccessorService
   })
 
@@ -166,7 +169,8 @@ export const makeBuffer = (init: { readonly size: number } | { readonly buffer: 
       for (const resume of [...waiters]) resume()
     },
     wait: waitEffect(unsafeWait),
-    unsafeWait
+    unsafeWait,
+    unsafeWaiter: waiterOf(unsafeWait)
   }
 }
 

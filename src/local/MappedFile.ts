@@ -49,8 +49,10 @@ export interface MappedFile {
     expected: number,
     timeout?: Duration.DurationInput
   ) => Effect.Effect<WaitResult, CommyError>
-  /** The same as a callback, for the Watcher's wake path (no fiber per wake). */
+  /** The same as a callback (no fiber per wake). */
   readonly unsafeWait: UnsafeWait
+  /** A waiter of one's own, reused wait after wait: the Watcher's wake path. */
+  readonly unsafeWaiter: MakeUnsafeWaiter
 }
 
 /** The Effect form of an UnsafeWait: interrupting it cancels the wait. */
@@ -75,6 +77,46 @@ export type UnsafeWait = (
   timeoutMs: number,
   onDone: (result: WaitResult | CommyError) => void
 ) => () => void
+
+/**
+ * A futex-style waiter owned by one caller, one wait at a time, reporting every wait to the
+ * `onDone` it was made with (never synchronously). Unlike `UnsafeWait` a wait allocates nothing
+ * (no cancel closure), which is why the Watcher's wake path uses it.
+ */
+export interface UnsafeWaiter {
+  /** Starts a wait; the previous one must have been reported or cancelled. */
+  readonly wait: (offset: number, expected: number, timeoutMs: number) => void
+  /** Withdraws the wait in flight, if any: `onDone` is not called for it. */
+  readonly cancel: () => void
+}
+
+/** Makes an UnsafeWaiter for the scope: closing the scope cancels its wait and frees it. */
+export type MakeUnsafeWaiter = (
+  onDone: (result: WaitResult | CommyError) => void
+) => Effect.Effect<UnsafeWaiter, CommyError, Scope.Scope>
+
+/** An UnsafeWaiter over UnsafeWait (each wait then allocates its cancel closure). */
+export const waiterOf = (unsafeWait: UnsafeWait): MakeUnsafeWaiter => (onDone) =>
+  Effect.acquireRelease(
+    Effect.sync((): UnsafeWaiter => {
+      let withdraw: (() => void) | undefined
+      const done = (result: WaitResult | CommyError) => {
+        withdraw = undefined
+        onDone(result)
+      }
+      return {
+        wait: (offset, expected, timeoutMs) => {
+          withdraw = unsafeWait(offset, expected, timeoutMs, done)
+        },
+        cancel: () => {
+          const stop = withdraw
+          withdraw = undefined
+          stop?.()
+        }
+      }
+    }),
+    (waiter) => Effect.sync(waiter.cancel)
+  )
 
 const attempt = <A>(context: string, f: () => A): Effect.Effect<A, CommyError> =>
   Effect.try({ try: f, catch: (cause) => fromNativeError(cause, context) })
@@ -111,6 +153,62 @@ class PooledWaiter {
     this.onDone = undefined
     queueMicrotask(() => done("cancelled"))
   }
+}
+
+/** A native waiter in callback mode owned by one caller (see UnsafeWaiter). */
+class OwnedWaiter implements UnsafeWaiter {
+  /** A native wait is queued: its result comes through `settled`. */
+  private queued = false
+  /** Counts waits and cancels, so a result sent on a microtask is dropped if withdrawn meanwhile. */
+  private uses = 0
+  readonly native: NativeCallbackWaiter
+
+  constructor(mapping: NativeMapping, private readonly onDone: (result: WaitResult | CommyError) => void) {
+    this.native = mapping.waiter(this.settled)
+  }
+
+  /** From the event loop, for a wait that was not withdrawn. */
+  readonly settled = (code: number): void => {
+    this.queued = false
+    this.onDone(WAIT_RESULTS[code]!)
+  }
+
+  readonly wait = (offset: number, expected: number, timeoutMs: number): void => {
+    let result: WaitResult | CommyError
+    try {
+      const code = this.native.wait(offset, expected, timeoutMs)
+      if (code === -1) {
+        this.queued = true
+        return
+      }
+      result = WAIT_RESULTS[code]!
+    } catch (cause) {
+      result = fromNativeError(cause, "MappedFile.wait")
+    }
+    this.later(result)
+  }
+
+  readonly cancel = (): void => {
+    this.uses++
+    if (!this.queued) return
+    this.queued = false
+    this.native.cancel()
+  }
+
+  /** The mapping closed under a queued wait (the addon withdrew it without a call). */
+  closedUnder(): void {
+    if (!this.queued) return
+    this.queued = false
+    this.later("cancelled")
+  }
+
+  private later(result: WaitResult | CommyError): void {
+    const use = this.uses
+    queueMicrotask(() => {
+      if (this.uses === use) this.onDone(result)
+    })
+  }
+
 }
 
 /** Calls `onDone` with `result` on a microtask unless the returned function runs first. */
@@ -161,6 +259,22 @@ const make = (path: string, mapping: NativeMapping): { readonly file: MappedFile
     }
   }
 
+  const owned = new Set<OwnedWaiter>()
+  const unsafeWaiter: MakeUnsafeWaiter = (onDone) =>
+    Effect.acquireRelease(
+      attempt("MappedFile.waiter", () => {
+        const waiter = new OwnedWaiter(mapping, onDone)
+        owned.add(waiter)
+        return waiter
+      }),
+      (waiter) =>
+        Effect.sync(() => {
+          if (!owned.delete(waiter)) return // the mapping closed first, and freed it
+          waiter.cancel()
+          waiter.native.close()
+        })
+    )
+
   /** Closes the mapping, tells in-flight waits they were cancelled, and frees every waiter's ring or thread. */
   const close = (): void => {
     mapping.close()
@@ -170,6 +284,11 @@ const make = (path: string, mapping: NativeMapping): { readonly file: MappedFile
     }
     all.length = 0
     idle.length = 0
+    for (const waiter of owned) {
+      waiter.closedUnder()
+      waiter.native.close()
+    }
+    owned.clear()
   }
 
   const file: MappedFile = {
@@ -197,7 +316,8 @@ const make = (path: string, mapping: NativeMapping): { readonly file: MappedFile
       }
     },
     wait: waitEffect(unsafeWait),
-    unsafeWait
+    unsafeWait,
+    unsafeWaiter
   }
   return { file, close }
 }

@@ -189,8 +189,16 @@ export class SlotMemory {
    * The watcher's read: the committed version, with `into[i]` set to a copy of the value's bytes
    * when they differ from `last`, else to undefined (nothing copied: an unchanged candidate
    * allocates nothing). `fixed`: the type always holds `capacity` bytes. Same protocol as `read`.
+   * `spare`: a buffer to copy into instead of a new one, used when its length fits the value.
    */
-  readChanged(ref: SlotRef, fixed: boolean, last: Uint8Array, into: Array<Uint8Array | undefined>, i: number): number {
+  readChanged(
+    ref: SlotRef,
+    fixed: boolean,
+    last: Uint8Array,
+    into: Array<Uint8Array | undefined>,
+    i: number,
+    spare?: Uint8Array
+  ): number {
     const { view, words, bytes } = this
     const seqIndex = (ref.slot + S_SEQ) >>> 2
     for (;;) {
@@ -201,7 +209,13 @@ export class SlotMemory {
       const from = at + C_VALUE
       let same = length === last.length
       for (let k = 0; same && k < length; k++) same = bytes[from + k] === last[k]
-      const value = same ? undefined : bytes.slice(from, from + length)
+      let value: Uint8Array | undefined
+      if (same) value = undefined
+      else if (spare?.length === length) {
+        if (length <= 64) for (let k = 0; k < length; k++) spare[k] = bytes[from + k]!
+        else spare.set(bytes.subarray(from, from + length))
+        value = spare
+      } else value = bytes.slice(from, from + length)
       // seq unchanged: no commit in between, so that copy was not being written.
       if (Atomics.load(words, seqIndex) === seq) {
         into[i] = value

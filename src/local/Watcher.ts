@@ -76,6 +76,10 @@ interface Tracked {
   last: Uint8Array
   /** The scan that last made it a candidate (so a slot is read once per scan). */
   scan: number
+  /** `reuse`: the buffer the next changed value is read into (the one reported before `last`). */
+  spare: Uint8Array | undefined
+  /** `reuse`: the change object every event reporting this variable carries. */
+  change: { readonly name: string; version: number; value?: Uint8Array } | undefined
 }
 
 const track = (entry: Entry): Tracked => {
@@ -86,7 +90,9 @@ const track = (entry: Entry): Tracked => {
     end: entry.slot + slotSize(entry.capacity),
     fixed: width !== undefined,
     last: new Uint8Array(width ?? 0),
-    scan: 0
+    scan: 0,
+    spare: undefined,
+    change: undefined
   }
 }
 
@@ -130,7 +136,10 @@ type NextEvent = (onEvent: (event: FileChangeEvent) => void, onError: (error: Co
  * the offset table and the sleep on the change generation. Synchronous and callback-driven, so
  * a wake runs the scan straight from the native completion with no fiber in between.
  */
-const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<NextEvent, CommyError, SimdDiff | Scope.Scope> =>
+const makeWatchCore = (
+  file: VirtualFile,
+  options: WatchOptions & { readonly reuse?: boolean }
+): Effect.Effect<NextEvent, CommyError, SimdDiff | Scope.Scope> =>
   Effect.gen(function*() {
     const simd = yield* SimdDiff
     const memory = file.memory
@@ -138,6 +147,7 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
     const service = options.service ?? file.path ?? "memory"
     const ownWrites = options.ownWrites ?? true
     const values = options.values === true
+    const reuse = options.reuse === true
     const { bytes, words } = memory
 
     let table: Array<Tracked> = []
@@ -231,7 +241,7 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
       if (readVersions.length < candidateCount) readVersions = new Float64Array(candidateCount * 2)
       for (let i = 0; i < candidateCount; i++) {
         const t = candidates[i]!
-        readVersions[i] = memory.readChanged(t.ref, t.fixed, t.last, readValues, i)
+        readVersions[i] = memory.readChanged(t.ref, t.fixed, t.last, readValues, i, t.spare)
       }
       return undefined
     }
@@ -286,6 +296,7 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
       const failed = syncLayout() ?? diffConsistent()
       if (failed) return failed
       if (candidateCount === 0) return layoutEvent(noChanges)
+      if (reuse) return reusedEvent()
       let changes: Array<VariableChange> | undefined
       for (let i = 0; i < candidateCount; i++) {
         const value = readValues[i]
@@ -309,6 +320,47 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
       const variables = new Array<string>(changes.length)
       for (let i = 0; i < changes.length; i++) variables[i] = changes[i]!.name
       return { service, variables, changes, layoutChanged: reportLayout }
+    }
+
+    // `reuse`: one event, its arrays, a change object per variable and two value buffers per
+    // variable (the reported one and the next), all overwritten by the next event. Arrays are
+    // resized by `length` only when the count changes (V8 keeps their backing store when they
+    // shrink a little, so a steady count allocates nothing).
+    const shared = {
+      service,
+      variables: [] as Array<string>,
+      changes: [] as Array<VariableChange>,
+      layoutChanged: false
+    }
+    const reusedEvent = (): FileChangeEvent | undefined => {
+      let n = 0
+      for (let i = 0; i < candidateCount; i++) {
+        const value = readValues[i]
+        if (value === undefined) continue
+        const tracked = candidates[i]!
+        const version = readVersions[i]!
+        // The buffer reported last time is free again (its event is over): the next read's target.
+        tracked.spare = tracked.last
+        tracked.last = value
+        if (!ownWrites && memory.ownVersions[tracked.entry.index] === version) continue
+        const change = tracked.change ??= values
+          ? { name: tracked.entry.name, version, value }
+          : { name: tracked.entry.name, version }
+        change.version = version
+        if (values) change.value = value
+        shared.changes[n] = change
+        shared.variables[n] = tracked.entry.name
+        n++
+      }
+      const reportLayout = layoutChanged && options.layoutChanges === true
+      layoutChanged = false
+      if (n === 0 && !reportLayout) return undefined
+      if (shared.changes.length !== n) {
+        shared.changes.length = n
+        shared.variables.length = n
+      }
+      shared.layoutChanged = reportLayout
+      return shared
     }
 
     const generationIndex = H_CHANGE_GEN >>> 2
@@ -399,6 +451,8 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
       if (result === "timeout") memory.reapSleepers()
       step(result === "timeout", true)
     }
+    // One waiter for the watcher's life, reused by every sleep (read-only maps poll instead).
+    const waiter = accessor.writable ? yield* accessor.unsafeWaiter(afterWait) : undefined
     /** Carries on from a fresh turn of the event loop. */
     const yieldThen = (force: boolean): void => {
       forceAfterYield = force
@@ -444,7 +498,7 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
             return yieldThen(false)
           }
         }
-        if (!accessor.writable) {
+        if (waiter === undefined) {
           const timer = setTimeout(afterPoll, pollMs)
           cancelWait = () => clearTimeout(timer)
           return
@@ -455,7 +509,8 @@ const makeWatchCore = (file: VirtualFile, options: WatchOptions): Effect.Effect<
           sleeper.release()
           continue
         }
-        cancelWait = accessor.unsafeWait(H_CHANGE_GEN, seen, maxSleepMs, afterWait)
+        waiter.wait(H_CHANGE_GEN, seen, maxSleepMs)
+        cancelWait = waiter.cancel
         return
       }
     }
@@ -491,7 +546,8 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
   Stream.fromChannel(Channel.acquireUseRelease(
     Scope.make(),
     (scope) =>
-      Channel.unwrap(Effect.map(Scope.extend(makeWatchCore(file, options), scope), (next) => {
+      // No `reuse` here: a stream's consumer may hold an event past the next pull.
+      Channel.unwrap(Effect.map(Scope.extend(makeWatchCore(file, { ...options, reuse: false }), scope), (next) => {
         // Pulled only when the consumer asks: writes made meanwhile coalesce into the next event.
         const pull = Effect.async<FileChangeEvent, CommyError>((resume) =>
           Effect.sync(next((event) => resume(Effect.succeed(event)), (error) => resume(Effect.fail(error))))
@@ -504,6 +560,15 @@ export const watch = (file: VirtualFile, options: WatchOptions = {}): Stream.Str
   ))
 
 export interface OnChangeOptions extends WatchOptions {
+  /**
+   * Deliver every event in the same objects, overwritten by the next event: the event, its
+   * `variables` and `changes` arrays, the change objects and the `value` bytes are valid until
+   * the handler returns, so copy what you keep (like lmdb-js's `getBinaryFast`). A wake then
+   * allocates nothing in JavaScript for fixed-width variables (nor for others whose length did
+   * not change): a busy watcher hands the GC no garbage, and an idle one touches no fresh heap
+   * pages (page faults, on VMs a cause of the latency tail). Default false.
+   */
+  readonly reuse?: boolean
   /**
    * Called with a `WatcherError` (code `WATCHER_ERROR`, the exception as its `cause`) each time
    * `onEvent` throws, after which the watcher carries on; and once, last, with the error that

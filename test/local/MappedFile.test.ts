@@ -126,6 +126,82 @@ describe("MappedFile across real processes", () => {
       expect(ended).toContain(second) // not "cancelled"
     })))
 
+  it.live("an owned waiter reports each wait to its one callback, later, and a cancelled wait never", () =>
+    run(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = zeroFile(dir, "owned.mem", 4096)
+      const mapped = yield* mapFile(file)
+      const words = new Int32Array(mapped.buffer, 0, 4)
+      const results: Array<unknown> = []
+      let settle: () => void = () => {}
+      const waiter = yield* mapped.unsafeWaiter((result) => {
+        results.push(result)
+        settle()
+      })
+      const next = () => new Promise<void>((resolve) => (settle = resolve))
+
+      // Woken from another process (the word stays 0: only the FUTEX_WAKE ends it).
+      let reported = next()
+      waiter.wait(64, 0, 20_000)
+      const child = yield* Effect.promise(() => runChild("mapChild.ts", ["wake", file, "64"]))
+      expect(child.stderr).toBe("")
+      yield* Effect.promise(() => reported)
+      // A mismatch is known at once but still reported later, never inside `wait`.
+      reported = next()
+      waiter.wait(0, 7, 20_000)
+      expect(results).toEqual(["woken"])
+      yield* Effect.promise(() => reported)
+      reported = next()
+      waiter.wait(0, 0, 10)
+      yield* Effect.promise(() => reported)
+      expect(results).toEqual(["woken", "mismatch", "timeout"])
+
+      // Cancelled: neither a queued wait nor an immediate result is reported, and the waiter is reusable.
+      waiter.wait(0, 0, 20_000)
+      waiter.cancel()
+      waiter.wait(0, 7, 20_000)
+      waiter.cancel()
+      Atomics.add(words, 0, 1)
+      yield* mapped.wake(0)
+      yield* Effect.sleep("50 millis")
+      expect(results).toHaveLength(3)
+      reported = next()
+      waiter.wait(0, Atomics.load(words, 0), 10)
+      yield* Effect.promise(() => reported)
+      expect(results).toEqual(["woken", "mismatch", "timeout", "timeout"])
+    })))
+
+  it.live("an owned waiter: closing the file under its wait reports it cancelled; its scope frees its ring or thread", () =>
+    run(Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = zeroFile(dir, "owned-close.mem", 4096)
+      const fds = () => fs.readdirSync("/proc/self/fd").length
+      const threads = () => fs.readdirSync("/proc/self/task").length
+      const cycle = (closeMappingFirst: boolean) =>
+        Effect.gen(function*() {
+          const fileScope = yield* Scope.make()
+          const mapped = yield* mapFile(file).pipe(Scope.extend(fileScope))
+          const waiterScope = yield* Scope.make()
+          const results: Array<unknown> = []
+          const waiter = yield* mapped.unsafeWaiter((result) => results.push(result)).pipe(Scope.extend(waiterScope))
+          waiter.wait(0, 0, 20_000)
+          yield* Effect.sleep("5 millis")
+          if (closeMappingFirst) yield* Scope.close(fileScope, Exit.void)
+          yield* Scope.close(waiterScope, Exit.void)
+          yield* Scope.close(fileScope, Exit.void)
+          yield* Effect.sleep("5 millis")
+          // Closing the waiter's scope withdraws its wait silently; closing the mapping says so.
+          expect(results).toEqual(closeMappingFirst ? ["cancelled"] : [])
+        })
+      yield* cycle(false)
+      const before = { fds: fds(), threads: threads() }
+      for (let i = 0; i < 10; i++) {
+        yield* cycle(false)
+        yield* cycle(true)
+      }
+      expect({ fds: fds(), threads: threads() }).toEqual(before)
+    })))
+
   it.live("flock is exclusive between open file descriptions and released on close", () =>
     run(Effect.gen(function*() {
       const dir = yield* tempDir

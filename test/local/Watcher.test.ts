@@ -261,6 +261,58 @@ describe("Watcher (in-memory file)", () => {
       expect(logged).toEqual(["the onChange handler threw: Error: handler failed"])
     }).pipe(Effect.scoped, Effect.provide([NativeAddon.layer, SimdDiff.layer])))
 
+  it.live("onChange with reuse: one event object, its arrays and two value buffers per variable, overwritten event by event, with the same contents as fresh events", () =>
+    Effect.gen(function*() {
+      const root = yield* tempDir
+      const vf = yield* openServiceFile(root, yield* createServiceFile(root))
+      const a = yield* vf.define("a", Var.u32)
+      const b = yield* vf.define("b", Var.string(16))
+      const c = yield* vf.define("c", Var.f64)
+      /** What each event said, copied inside the handler (as `reuse` asks). */
+      const copy = (event: FileChangeEvent) => ({
+        variables: [...event.variables],
+        changes: event.changes.map((x) => ({ name: x.name, version: x.version, value: Array.from(x.value!) }))
+      })
+      const reused: Array<ReturnType<typeof copy>> = []
+      const fresh: Array<ReturnType<typeof copy>> = []
+      const objects: Array<FileChangeEvent> = []
+      const aValues: Array<Uint8Array> = []
+      yield* onChange(vf, (event) => {
+        reused.push(copy(event))
+        objects.push(event)
+        const value = event.changes.find((x) => x.name === "a")?.value
+        if (value) aValues.push(value)
+      }, { values: true, reuse: true })
+      yield* onChange(vf, (event) => fresh.push(copy(event)), { values: true })
+      const writes: Array<() => void> = [
+        () => (a.unsafeSet(1), b.unsafeSet("hi")),
+        () => c.unsafeSet(2.5),
+        () => (a.unsafeSet(2), b.unsafeSet("hello"), c.unsafeSet(-1)),
+        () => b.unsafeSet("world"), // same length as the last: its buffer is reused too
+        () => a.unsafeSet(3)
+      ]
+      for (const write of writes) {
+        write()
+        yield* Effect.sleep("30 millis")
+      }
+      expect(reused).toEqual(fresh)
+      expect(reused.map((e) => e.variables)).toEqual([["a", "b"], ["c"], ["a", "b", "c"], ["b"], ["a"]])
+      expect(new Set(objects).size).toBe(1)
+      // a's value bytes alternate between two buffers, the first again on the third event naming a.
+      expect(aValues).toHaveLength(3)
+      expect(aValues[2]).toBe(aValues[0])
+      expect(aValues[1]).not.toBe(aValues[0])
+      // The Stream ignores it: its consumer may keep an event past the next pull.
+      const streamed = yield* Effect.fork(Stream.runCollect(Stream.take(watch(vf, { values: true, reuse: true } as never), 2)))
+      yield* Effect.sleep("20 millis")
+      a.unsafeSet(4)
+      yield* Effect.sleep("20 millis")
+      a.unsafeSet(5)
+      const [first, second] = Chunk.toArray(yield* Fiber.join(streamed))
+      expect(first).not.toBe(second)
+      expect([first!.changes[0]!.value![0], second!.changes[0]!.value![0]]).toEqual([4, 5])
+    }).pipe(Effect.scoped, Effect.provide([NativeAddon.layer, SimdDiff.layer])))
+
   it.live("a mapped file closed under its watchers: watch fails and onChange's onError gets MappingClosed, nothing throws, nobody stays counted asleep", () =>
     Effect.gen(function*() {
       const root = yield* tempDir
