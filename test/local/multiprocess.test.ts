@@ -143,7 +143,8 @@ describe("service files across processes", () => {
     const [label, mode, env] of [
       ["watch (Stream)", "watch", {}],
       ["watch (Stream), thread waiter", "watch", { COMMY_WAITER: "thread" }],
-      ["onChange (callback)", "on-change", {}]
+      ["onChange (callback)", "on-change", {}],
+      ["onChange (callback, reuse)", "on-change-reuse", {}]
     ] as const
   ) {
   it.live(`(d) ${label}: a watcher in another process names exactly the changed variables; after 100,000 writes it ends with every final value`, () =>
@@ -197,30 +198,35 @@ describe("service files across processes", () => {
       yield* vf.define("b", Var.u32)
       yield* vf.define("blob", Var.bytes(64))
       const problems: Array<string> = []
-      let events = 0
-      let batches = 0
       const u32 = (value: Uint8Array) => new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true)
-      yield* onChange(vf, (event) => {
-        events++
-        const byName = new Map(event.changes.map((c) => [c.name, c]))
-        const a = byName.get("a")
-        const b = byName.get("b")
-        if (a || b) {
-          batches++
-          if (!a || !b) problems.push(`half a batch: ${event.variables.join(",")}`)
-          else if (u32(a.value!) !== u32(b.value!) || a.version !== b.version) {
-            problems.push(`a ${u32(a.value!)} v${a.version}, b ${u32(b.value!)} v${b.version}`)
+      // Fresh events, and `reuse` (whose value buffers are overwritten event by event).
+      const counts = [false, true].map((reuse) => {
+        const count = { events: 0, batches: 0 }
+        return Effect.as(onChange(vf, (event) => {
+          count.events++
+          const byName = new Map(event.changes.map((c) => [c.name, c]))
+          const a = byName.get("a")
+          const b = byName.get("b")
+          if (a || b) {
+            count.batches++
+            if (!a || !b) problems.push(`half a batch: ${event.variables.join(",")}`)
+            else if (u32(a.value!) !== u32(b.value!) || a.version !== b.version) {
+              problems.push(`a ${u32(a.value!)} v${a.version}, b ${u32(b.value!)} v${b.version}`)
+            }
           }
-        }
-        const blob = byName.get("blob")
-        if (blob && !verify(blob.value!)) problems.push("torn blob")
-      }, { values: true, onError: (error) => problems.push(error.message) })
+          const blob = byName.get("blob")
+          if (blob && !verify(blob.value!)) problems.push("torn blob")
+        }, { values: true, reuse, onError: (error) => problems.push(error.message) }), count)
+      })
+      const watchers = yield* Effect.all(counts)
       const writer = yield* Effect.promise(() => runChild("vfChild.ts", ["hammer-batch", root, id, "3"]))
       expect(writer.stderr).toBe("")
       yield* Effect.sleep("100 millis")
       expect(problems.slice(0, 5)).toEqual([])
-      expect(batches).toBeGreaterThan(100)
-      expect(events).toBeGreaterThanOrEqual(batches)
+      for (const { batches, events } of watchers) {
+        expect(batches).toBeGreaterThan(100)
+        expect(events).toBeGreaterThanOrEqual(batches)
+      }
     })), 60_000)
 
   it.live("a watcher killed while asleep is subtracted from the waiter count by the next watcher", () =>
