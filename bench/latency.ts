@@ -13,8 +13,9 @@
  * a C program (no Node: the machine's own floor). Paced writes find the receiver idle, its CPU
  * halted and its caches cold; the last part runs the Watcher paths back to back (each write as
  * soon as the receiver echoed the previous one), the receiver busy as under steady traffic.
- * The alone part also runs both Watcher paths with the opt-in `spin` (the receiver busy-polls
- * instead of sleeping: what a watcher that can spare a CPU gets). The placement part then pins
+ * The alone part also runs `onChange` with the opt-in `reuse` (the event's objects reused:
+ * nothing allocated per event) and both Watcher paths with the opt-in `spin` (the receiver
+ * busy-polls instead of sleeping: what a watcher that can spare a CPU gets). The placement part then pins
  * this process's main thread (the writer) to one CPU and the floors and both Watcher paths to
  * that CPU or the other (`taskset`): on an idle machine the kernel mostly wakes the receiver on
  * the writer's CPU, and the few wakes on the other one, which must first be woken from idle,
@@ -41,8 +42,14 @@ import { pingFile, serviceWithT } from "./files.js"
 import { fmt, type GroupSummary, type LatencySchedule, output, percentile, percentileOverSent, progress, ratio, runLatencySchedule, samplesOf, sleepSince, table } from "./harness.js"
 
 const WARMUP = 200
-/** Quick unrecorded writes per path first, so the receivers' code is optimised before any is measured. */
-const BURST = 3000
+/**
+ * Quick unrecorded writes per path first, so the receivers' code is optimised before any is
+ * measured. V8 tiers a function up by the bytecode it has run, so code that runs once per wake
+ * (the sleep, the layout check) reaches TurboFan only after ~4,500 wakes: with 3,000 here,
+ * compiles (1–3 ms on a background thread, up to 0.4 ms on the main one) and deopts of branches
+ * first taken then landed among the measured writes, several per row (`--trace-opt`).
+ */
+const BURST = 10_000
 const SAMPLES = 2000
 const SPACING_MS = 1
 
@@ -279,6 +286,7 @@ export const runLatency = async (): Promise<GroupSummary> => {
     const waited = await newService()
     const watchedSpinning = await newService()
     const calledSpinning = await newService()
+    const reused = await newService()
     const paths: Array<{ key: string; name: string; args: Array<string>; write: (value: number) => void }> = [
       {
         key: "futex",
@@ -304,7 +312,14 @@ export const runLatency = async (): Promise<GroupSummary> => {
         args: ["callback", root, called.id],
         write: (value) => void called.t.unsafeSet(value)
       },
-      // Opt-in busy-polling (alone only): the receiver polls instead of sleeping, one CPU busy.
+      // Alone only: opt-in reuse (no garbage per event), and busy-polling (the receiver polls
+      // instead of sleeping, one CPU busy).
+      {
+        key: "reuse",
+        name: "Watcher event, callback (onChange, values: true, reuse: true)",
+        args: ["reuse", root, reused.id],
+        write: (value) => void reused.t.unsafeSet(value)
+      },
       {
         key: "callback-spin",
         name: `Watcher event, callback (onChange, values: true, spin: ${SPIN_MS} ms)`,
@@ -324,10 +339,11 @@ export const runLatency = async (): Promise<GroupSummary> => {
       return { key: spec.key, name: spec.name + suffix, child, write: spec.write }
     }
     progress("latency: starting four receiving children (bundled with esbuild)")
-    interleaved = await drive(paths.filter((p) => !p.key.endsWith("-spin")).map((p) => launch(p)), "interleaved")
+    const interleavedKeys = ["futex", "wait", "watch", "callback"]
+    interleaved = await drive(paths.filter((p) => interleavedKeys.includes(p.key)).map((p) => launch(p)), "interleaved")
     // Then the floors and the two Watcher paths each alone (one writer, one watcher, as the
     // target is stated), in alternating blocks so that the machine's passing noise falls on all.
-    const aloneTargets = ["futex", "callback", "watch", "callback-spin", "watch-spin"].map((key) => launch(paths.find((p) => p.key === key)!, ", alone"))
+    const aloneTargets = ["futex", "callback", "reuse", "watch", "callback-spin", "watch-spin"].map((key) => launch(paths.find((p) => p.key === key)!, ", alone"))
     const program = buildFloorInC(root)
     const floorInC = typeof program === "string"
       ? await startFloorInC(program, binding, path.join(root, "ping-c.bin"), (child) => children.push(child))
@@ -460,6 +476,9 @@ export const runLatency = async (): Promise<GroupSummary> => {
       `latency (${how}): Watcher p99 ${µs(callback.p99)} via onChange, ${µs(stream.p99)} via the Stream (target ≤ 300 µs: ${verdict(callback.p99, 300)} / ${verdict(stream.p99, 300)})${floorAt("p99")}`
     ]
   }
+  const reuseLines = (reuse: Percentiles) => [
+    `latency (each alone, paced): onChange with reuse: true (nothing allocated per event) p50 ${µs(reuse.p50)}, p99 ${µs(reuse.p99)} (targets ≤ 50 / ≤ 300 µs: ${verdict(reuse.p50, 50)} / ${verdict(reuse.p99, 300)})`
+  ]
   const floorInC = alone.find((d) => d.key === "cfutex")
   const spinning = alone.filter((d) => d.key.endsWith("-spin")).map((d) => ({ ...d, key: d.key.slice(0, -"-spin".length) }))
   // The interleaved rows compare the paths under the same contention (four receivers and this
@@ -468,6 +487,7 @@ export const runLatency = async (): Promise<GroupSummary> => {
   for (const line of summary("paths interleaved, for the ratios", interleaved, base)) output(`- ${line}`)
   const lines = [
     ...summary("each alone, paced", alone, baseAlone),
+    ...reuseLines(find(alone, "reuse")),
     ...(floorInC
       ? [`latency (each alone, paced): the futex ping's receiver in C p50 ${µs(overSent(floorInC).p50)} / p99 ${µs(overSent(floorInC).p99)}, in Node ${µs(baseAlone.p50)} / ${µs(baseAlone.p99)} (the machine's floor, then Node's)`]
       : []),

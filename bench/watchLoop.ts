@@ -69,6 +69,8 @@ export const measureWatchLoops = async (binding: NativeBinding, root: string): P
 
     const callback = await provide(serviceWithT(root))
     await provide(onChange(callback.vf, () => done(), { values: true }))
+    const reused = await provide(serviceWithT(root))
+    await provide(onChange(reused.vf, () => done(), { values: true, reuse: true }))
     const stream = await provide(serviceWithT(root))
     await provide(Effect.forkScoped(Stream.runForEach(watch(stream.vf, { values: true }), () => Effect.sync(() => done()))))
     await new Promise((resolve) => setTimeout(resolve, 20)) // the stream's first pull
@@ -90,6 +92,7 @@ export const measureWatchLoops = async (binding: NativeBinding, root: string): P
     const cases: Array<AsyncCase & { readonly note: string }> = [
       { name: "bare futex ping (native waiter → callback)", note: "the wake alone: no diff, no event", run: pingRun },
       { name: "onChange (values: true)", note: "write → diff → event → handler", run: roundTrips((v) => callback.t.unsafeSet(v)) },
+      { name: "onChange (values: true, reuse: true)", note: "the same, the event's objects reused", run: roundTrips((v) => reused.t.unsafeSet(v)) },
       { name: "watch Stream (values: true) + runForEach", note: "the same through Effect's Stream", run: roundTrips((v) => stream.t.unsafeSet(v)) }
     ]
     progress(`local: watcher round trips in one process, ${ROUND_TRIPS} per trial`)
@@ -115,10 +118,10 @@ export const measureWatchLoops = async (binding: NativeBinding, root: string): P
       ]),
       ["l", "r", "r", "r", "l"]
     )
-    const [, cb, st] = bytes
+    const [, cb, re, st] = bytes
     return {
       table: `${rendered}\n\n(Each loop awaits one promise of its own per round trip: ~${fmt(loopBytes, 3)} bytes of the figure.)`,
-      line: `- one change through a watcher in one process: onChange ${fmt(timings[1]!.medianNs / 1000)} µs and ${fmt(cb!, 4)} bytes allocated per round trip, the Stream ${fmt(timings[2]!.medianNs / 1000)} µs and ${fmt(st!, 4)} bytes (bare ping ${fmt(timings[0]!.medianNs / 1000)} µs)`
+      line: `- one change through a watcher in one process: onChange ${fmt(timings[1]!.medianNs / 1000)} µs and ${fmt(cb!, 4)} bytes allocated per round trip (with reuse ${fmt(timings[2]!.medianNs / 1000)} µs and ${fmt(re!, 4)} bytes), the Stream ${fmt(timings[3]!.medianNs / 1000)} µs and ${fmt(st!, 4)} bytes (bare ping ${fmt(timings[0]!.medianNs / 1000)} µs)`
     }
   } finally {
     await Effect.runPromise(Scope.close(scope, Exit.void))

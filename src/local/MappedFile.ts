@@ -125,8 +125,8 @@ const toMillis = (timeout: Duration.DurationInput | undefined): number =>
   timeout === undefined ? Infinity : Duration.toMillis(Duration.decode(timeout))
 
 /**
- * A native waiter in callback mode, made once and reused: a wait allocates no promise and no
- * handlers, only the cancel closure it returns (wakes are the watcher's hot path).
+ * A native waiter in callback mode, made once and reused by `unsafeWait`: a wait allocates no
+ * promise and no handlers, only the cancel closure it returns.
  */
 class PooledWaiter {
   onDone: ((result: WaitResult | CommyError) => void) | undefined = undefined
@@ -208,7 +208,6 @@ class OwnedWaiter implements UnsafeWaiter {
       if (this.uses === use) this.onDone(result)
     })
   }
-
 }
 
 /** Calls `onDone` with `result` on a microtask unless the returned function runs first. */
