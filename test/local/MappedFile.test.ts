@@ -14,6 +14,12 @@ import { tempDir, zeroFile } from "../support/tempDir.js"
 const run = <A, E>(effect: Effect.Effect<A, E, NativeAddon | import("effect/Scope").Scope>) =>
   effect.pipe(Effect.scoped, Effect.provide(NativeAddon.layer))
 
+/** This process's open file descriptors and threads: what a native waiter holds (a ring or a thread). */
+const fdsAndThreads = () => ({
+  fds: fs.readdirSync("/proc/self/fd").length,
+  threads: fs.readdirSync("/proc/self/task").length
+})
+
 describe("MappedFile across real processes", () => {
   it.live("a store through one process's mapping is read through another's", () =>
     run(Effect.gen(function*() {
@@ -83,8 +89,6 @@ describe("MappedFile across real processes", () => {
     run(Effect.gen(function*() {
       const dir = yield* tempDir
       const file = zeroFile(dir, "free.mem", 4096)
-      const fds = () => fs.readdirSync("/proc/self/fd").length
-      const threads = () => fs.readdirSync("/proc/self/task").length
       const cycle = Effect.gen(function*() {
         const scope = yield* Scope.make()
         const mapped = yield* mapFile(file).pipe(Scope.extend(scope))
@@ -95,9 +99,9 @@ describe("MappedFile across real processes", () => {
         yield* Scope.close(scope, Exit.void)
       })
       yield* cycle // whatever the first cycle starts lazily for good is in the baseline
-      const before = { fds: fds(), threads: threads() }
+      const before = fdsAndThreads()
       for (let i = 0; i < 20; i++) yield* cycle
-      expect({ fds: fds(), threads: threads() }).toEqual(before)
+      expect(fdsAndThreads()).toEqual(before)
     })))
 
   it.live("a finished wait's cancel does not withdraw a later wait on the same reused waiter", () =>
@@ -175,8 +179,6 @@ describe("MappedFile across real processes", () => {
     run(Effect.gen(function*() {
       const dir = yield* tempDir
       const file = zeroFile(dir, "owned-close.mem", 4096)
-      const fds = () => fs.readdirSync("/proc/self/fd").length
-      const threads = () => fs.readdirSync("/proc/self/task").length
       const cycle = (closeMappingFirst: boolean) =>
         Effect.gen(function*() {
           const fileScope = yield* Scope.make()
@@ -194,12 +196,12 @@ describe("MappedFile across real processes", () => {
           expect(results).toEqual(closeMappingFirst ? ["cancelled"] : [])
         })
       yield* cycle(false)
-      const before = { fds: fds(), threads: threads() }
+      const before = fdsAndThreads()
       for (let i = 0; i < 10; i++) {
         yield* cycle(false)
         yield* cycle(true)
       }
-      expect({ fds: fds(), threads: threads() }).toEqual(before)
+      expect(fdsAndThreads()).toEqual(before)
     })))
 
   it.live("flock is exclusive between open file descriptions and released on close", () =>
