@@ -16,7 +16,7 @@ import type * as Scope from "effect/Scope"
 import { type CommyError, InvalidArgument, InvalidOffset, LockTimeout, PermissionDenied } from "../CommyError.js"
 import type { WaitResult } from "../native/Binding.js"
 import type { NativeAddon } from "../native/NativeAddon.js"
-import { type MakeUnsafeWaiter, mapFile, type UnsafeWait, waiterOf, waitEffect } from "./MappedFile.js"
+import { type MakeUnsafeWaiter, mapFile, type UnsafeWait, waitEffect } from "./MappedFile.js"
 
 export interface FileAccessorService {
   /** True when the bytes are this machine's shared mapping (no network in between). */
@@ -43,8 +43,11 @@ export interface FileAccessorService {
   readonly wait: (offset: number, expected: number, timeout: Duration.DurationInput) => Effect.Effect<WaitResult, CommyError>
   /** `wait` as a callback (no fiber per wake). */
   readonly unsafeWait: UnsafeWait
-  /** A reusable callback waiter (what the Watcher's wake path uses: nothing allocated per wait). */
-  readonly unsafeWaiter: MakeUnsafeWaiter
+  /**
+   * A reusable callback waiter (what the Watcher's wake path uses: nothing allocated per wait).
+   * Optional: without it, watchers adapt `unsafeWait` (`waiterOf`).
+   */
+  readonly unsafeWaiter?: MakeUnsafeWaiter
 }
 
 export class FileAccessor extends Context.Tag("commy/FileAccessor")<FileAccessor, FileAccessorService>() {}
@@ -169,8 +172,7 @@ export const makeBuffer = (init: { readonly size: number } | { readonly buffer: 
       for (const resume of [...waiters]) resume()
     },
     wait: waitEffect(unsafeWait),
-    unsafeWait,
-    unsafeWaiter: waiterOf(unsafeWait)
+    unsafeWait
   }
 }
 

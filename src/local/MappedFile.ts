@@ -159,7 +159,7 @@ class PooledWaiter {
 class OwnedWaiter implements UnsafeWaiter {
   /** A native wait is queued: its result comes through `settled`. */
   private queued = false
-  /** Counts waits and cancels, so a result sent on a microtask is dropped if withdrawn meanwhile. */
+  /** Counts cancels, so a result sent on a microtask is dropped if its wait was withdrawn meanwhile. */
   private uses = 0
   readonly native: NativeCallbackWaiter
 
@@ -268,9 +268,9 @@ const make = (path: string, mapping: NativeMapping): { readonly file: MappedFile
       }),
       (waiter) =>
         Effect.sync(() => {
-          if (!owned.delete(waiter)) return // the mapping closed first, and freed it
+          // Even after the mapping closed: its "cancelled" report may still be on its way.
           waiter.cancel()
-          waiter.native.close()
+          if (owned.delete(waiter)) waiter.native.close() // else the mapping's close freed it
         })
     )
 

@@ -23,6 +23,7 @@ import { type DiffError, SimdDiff } from "../diff/SimdDiff.js"
 import type { WaitResult } from "../native/Binding.js"
 import type { Entry } from "./Directory.js"
 import { H_BATCH_SEQ, H_CHANGE_GEN, slotSize } from "./layout.js"
+import { waiterOf } from "./MappedFile.js"
 import { type SlotRef, slotRef } from "./Slots.js"
 import * as VarType from "./VarType.js"
 import type { VirtualFile } from "./VirtualFile.js"
@@ -295,8 +296,8 @@ const makeWatchCore = (
     const scanNow = (): FileChangeEvent | undefined | CommyError => {
       const failed = syncLayout() ?? diffConsistent()
       if (failed) return failed
-      if (candidateCount === 0) return layoutEvent(noChanges)
       if (reuse) return reusedEvent()
+      if (candidateCount === 0) return layoutEvent(noChanges)
       let changes: Array<VariableChange> | undefined
       for (let i = 0; i < candidateCount; i++) {
         const value = readValues[i]
@@ -452,7 +453,8 @@ const makeWatchCore = (
       step(result === "timeout", true)
     }
     // One waiter for the watcher's life, reused by every sleep (read-only maps poll instead).
-    const waiter = accessor.writable ? yield* accessor.unsafeWaiter(afterWait) : undefined
+    const makeWaiter = accessor.unsafeWaiter ?? waiterOf(accessor.unsafeWait)
+    const waiter = accessor.writable ? yield* makeWaiter(afterWait) : undefined
     /** Carries on from a fresh turn of the event loop. */
     const yieldThen = (force: boolean): void => {
       forceAfterYield = force

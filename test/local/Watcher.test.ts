@@ -313,6 +313,29 @@ describe("Watcher (in-memory file)", () => {
       expect([first!.changes[0]!.value![0], second!.changes[0]!.value![0]]).toEqual([4, 5])
     }).pipe(Effect.scoped, Effect.provide([NativeAddon.layer, SimdDiff.layer])))
 
+  it.live("onChange with reuse and layoutChanges: a layout-only event is the same object too, with no changes", () =>
+    Effect.gen(function*() {
+      const vf = yield* bufferServiceFile()
+      const a = yield* vf.define("a", Var.u32)
+      const seen: Array<{ event: FileChangeEvent; layoutChanged: boolean; variables: Array<string> }> = []
+      yield* onChange(vf, (event) => seen.push({ event, layoutChanged: event.layoutChanged, variables: [...event.variables] }), {
+        reuse: true,
+        layoutChanges: true
+      })
+      a.unsafeSet(1)
+      yield* Effect.sleep("20 millis")
+      yield* vf.define("b", Var.u32)
+      yield* Effect.sleep("20 millis")
+      a.unsafeSet(2)
+      yield* Effect.sleep("20 millis")
+      expect(seen.map(({ layoutChanged, variables }) => ({ layoutChanged, variables }))).toEqual([
+        { layoutChanged: false, variables: ["a"] },
+        { layoutChanged: true, variables: [] },
+        { layoutChanged: false, variables: ["a"] }
+      ])
+      expect(new Set(seen.map((s) => s.event)).size).toBe(1)
+    }).pipe(Effect.scoped, Effect.provide(SimdDiff.layer)))
+
   it.live("a mapped file closed under its watchers: watch fails and onChange's onError gets MappingClosed, nothing throws, nobody stays counted asleep", () =>
     Effect.gen(function*() {
       const root = yield* tempDir
