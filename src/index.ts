@@ -43,7 +43,14 @@ export { layer as SqliteMetadataStoreLayer } from "./server/SqliteMetadataStore.
 // local files
 export { type CreateOptions, type Entry, type Header } from "./local/Directory.js"
 export { BufferFileAccessor, FileAccessor, type FileAccessorService, LocalFileAccessor, makeBuffer } from "./local/FileAccessor.js"
-export { type MapOptions, type MappedFile, mapFile } from "./local/MappedFile.js"
+export {
+  type MakeUnsafeWaiter,
+  type MapOptions,
+  type MappedFile,
+  mapFile,
+  type UnsafeWait,
+  type UnsafeWaiter
+} from "./local/MappedFile.js"
 export { type ServiceDirectoryEvent, watchServiceDirectory } from "./local/ServiceDirectory.js"
 export {
   bufferServiceFile,
