@@ -246,6 +246,14 @@ export interface LatencySchedule {
    * whose p50 and p99 then included compiling and deoptimising). Default 0.
    */
   readonly burst?: number
+  /**
+   * How long to keep writing to every path in turn (paced, unrecorded) after the warm-up, so
+   * that what a Node process does some seconds after a busy phase ends happens before the
+   * measured writes, not among them: V8's memory reducer, once the allocation rate drops,
+   * runs three mark-compacts ~0.5 s apart (4–27 ms pauses each, traced in the receivers).
+   * Default 0.
+   */
+  readonly settleMs?: number
 }
 
 /** Spacing of burst writes: short, yet most of them still wake the receiver on their own. */
@@ -286,6 +294,11 @@ export const runLatencySchedule = async (
   }
   if (how === "interleaved") for (let i = 0; i < schedule.warmup; i++) await round(warmupValue)
   else for (let p = 0; p < paths; p++) for (let i = 0; i < schedule.warmup; i++) await write(p, warmupValue(), true)
+  if (schedule.settleMs) {
+    progress(`latency: settling for ${schedule.settleMs / 1000} s (paced writes to every path, unrecorded)`)
+    const until = now() + schedule.settleMs * 1e6
+    while (now() < until) await round(warmupValue)
+  }
   await pause(20)
   await round(() => -2)
   await pause(20)

@@ -51,6 +51,8 @@ const WARMUP = 200
  */
 const BURST = 10_000
 const SAMPLES = 2000
+/** After the warm-up, this long of paced writes to every path before measuring (see `LatencySchedule.settleMs`). */
+const SETTLE_MS = 12_000
 const SPACING_MS = 1
 
 /**
@@ -58,7 +60,7 @@ const SPACING_MS = 1
  * group's: the target here is absolute (one writer, one watcher running steadily), and with
  * 50-write blocks `onChange`'s p99 rose from ~400 to ~600 µs (colder starts).
  */
-const SCHEDULE: LatencySchedule = { warmup: WARMUP, samples: SAMPLES, block: 250, blockWarmup: 20, burst: BURST }
+const SCHEDULE: LatencySchedule = { warmup: WARMUP, samples: SAMPLES, block: 250, blockWarmup: 20, burst: BURST, settleMs: SETTLE_MS }
 
 /**
  * Back to back: the next write as soon as the previous value came back (the receiver echoes
