@@ -250,7 +250,7 @@ export interface LatencySchedule {
    * How long to keep writing to every path in turn (paced, unrecorded) after the warm-up, so
    * that what a Node process does some seconds after a busy phase ends happens before the
    * measured writes, not among them: V8's memory reducer, once the allocation rate drops,
-   * runs three mark-compacts ~0.5 s apart (4–27 ms pauses each, traced in the receivers).
+   * runs three mark-compacts ~0.6 s apart (3–27 ms pauses each, traced in the receivers).
    * Default 0.
    */
   readonly settleMs?: number

@@ -15,8 +15,8 @@
  * soon as the receiver echoed the previous one), the receiver busy as under steady traffic.
  * The alone part also runs `onChange` with the opt-in `reuse` (the event's objects reused:
  * nothing allocated per event) and both Watcher paths with the opt-in `spin` (the receiver
- * busy-polls instead of sleeping: what a watcher that can spare a CPU gets). The placement part then pins
- * this process's main thread (the writer) to one CPU and the floors and both Watcher paths to
+ * busy-polls instead of sleeping: what a watcher that can spare a CPU gets). The placement part
+ * then pins this process's main thread (the writer) to one CPU and the floors and both Watcher paths to
  * that CPU or the other (`taskset`): on an idle machine the kernel mostly wakes the receiver on
  * the writer's CPU, and the few wakes on the other one, which must first be woken from idle,
  * make the unpinned rows' tail.
@@ -450,7 +450,7 @@ export const runLatency = async (): Promise<GroupSummary> => {
       `${fmt(percentile(d.writeCosts, 50))} / ${fmt(percentile(d.writeCosts, 99))}`
     ]
   }
-  output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${BURST} quick and ${WARMUP} paced warm-up writes; first the four paths interleaved write by write, then the floors and the two Watcher paths each alone; then back to back: ${BACK_TO_BACK.samples} round trips per path, each write as soon as the previous value was echoed)\n`)
+  output(`\n## latency: write in one process → seen in another, µs (${SAMPLES} writes ~${SPACING_MS} ms apart, after ${BURST} quick and ${WARMUP} paced warm-up writes and ${SETTLE_MS / 1000} s of paced writes to every path; first the four paths interleaved write by write, then the floors and the two Watcher paths each alone; then back to back: ${BACK_TO_BACK.samples} round trips per path, each write as soon as the previous value was echoed)\n`)
   /** The rows' table; `floor` names what the ratio columns divide by. */
   const latencyTable = (floor: string, rows: ReadonlyArray<ReadonlyArray<string>>) =>
     table(
