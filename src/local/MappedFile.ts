@@ -124,37 +124,6 @@ const attempt = <A>(context: string, f: () => A): Effect.Effect<A, CommyError> =
 const toMillis = (timeout: Duration.DurationInput | undefined): number =>
   timeout === undefined ? Infinity : Duration.toMillis(Duration.decode(timeout))
 
-/**
- * A native waiter in callback mode, made once and reused by `unsafeWait`: a wait allocates no
- * promise and no handlers, only the cancel closure it returns.
- */
-class PooledWaiter {
-  onDone: ((result: WaitResult | CommyError) => void) | undefined = undefined
-  /** Counts this waiter's waits, so a stale cancel cannot withdraw a later one. */
-  uses = 0
-  readonly waiter: NativeCallbackWaiter
-
-  constructor(mapping: NativeMapping, private readonly idle: Array<PooledWaiter>) {
-    this.waiter = mapping.waiter(this.settled)
-  }
-
-  /** From the event loop, for a wait that was not withdrawn. */
-  readonly settled = (code: number): void => {
-    const done = this.onDone
-    this.onDone = undefined
-    this.idle.push(this)
-    done?.(WAIT_RESULTS[code]!)
-  }
-
-  /** The mapping closed under an in-flight wait (the addon withdrew it without a call). */
-  closedUnder(): void {
-    const done = this.onDone
-    if (done === undefined) return
-    this.onDone = undefined
-    queueMicrotask(() => done("cancelled"))
-  }
-}
-
 /** A native waiter in callback mode owned by one caller (see UnsafeWaiter). */
 class OwnedWaiter implements UnsafeWaiter {
   /** A native wait is queued: its result comes through `settled`. */
@@ -221,73 +190,85 @@ const later = <R>(onDone: (result: R) => void, result: R): () => void => {
   }
 }
 
+/**
+ * An OwnedWaiter lent to one `unsafeWait` at a time: its results go to the current borrower,
+ * and it returns to the idle list when a wait ends or is withdrawn.
+ */
+interface Loan {
+  readonly waiter: OwnedWaiter
+  borrower: ((result: WaitResult | CommyError) => void) | undefined
+  /** Counts loans, so a stale cancel cannot withdraw a later borrower's wait. */
+  loans: number
+}
+
 const make = (path: string, mapping: NativeMapping): { readonly file: MappedFile; readonly close: () => void } => {
-  // Idle native waiters, reused: each owns a ring or a thread, costly to create per wait.
-  const idle: Array<PooledWaiter> = []
-  const all: Array<PooledWaiter> = []
+  // Every native waiter (each owns a ring or a thread, costly to create), freed when the file
+  // closes; and those `unsafeWait` may lend out.
+  const all = new Set<OwnedWaiter>()
+  const idle: Array<Loan> = []
+  let closed = false
+
+  const newWaiter = (onDone: (result: WaitResult | CommyError) => void): OwnedWaiter => {
+    const waiter = new OwnedWaiter(mapping, onDone)
+    all.add(waiter)
+    return waiter
+  }
 
   const unsafeWait: UnsafeWait = (offset, expected, timeoutMs, onDone) => {
-    let pooled = idle.pop()
-    let queued: number
-    try {
-      if (pooled === undefined) {
-        pooled = new PooledWaiter(mapping, idle)
-        all.push(pooled)
+    let loan = idle.pop()
+    if (loan === undefined) {
+      try {
+        const made: Loan = {
+          waiter: newWaiter((result) => {
+            const borrower = made.borrower
+            made.borrower = undefined
+            // A failed wait (a closed mapping, a failed submission): not worth lending again.
+            if (typeof result !== "string") {
+              if (all.delete(made.waiter)) made.waiter.native.close()
+            } else if (!closed) idle.push(made)
+            borrower?.(result)
+          }),
+          borrower: undefined,
+          loans: 0
+        }
+        loan = made
+      } catch (cause) {
+        return later(onDone, fromNativeError(cause, "MappedFile.wait"))
       }
-      queued = pooled.waiter.wait(offset, expected, timeoutMs)
-    } catch (cause) {
-      // A closed mapping or a failed submission: the waiter is not worth reusing.
-      if (pooled !== undefined) {
-        pooled.waiter.close()
-        all.splice(all.indexOf(pooled), 1)
-      }
-      return later(onDone, fromNativeError(cause, "MappedFile.wait"))
     }
-    const used = pooled
-    if (queued >= 0) {
-      idle.push(used)
-      return later(onDone, WAIT_RESULTS[queued]!)
-    }
-    const use = ++used.uses
-    used.onDone = onDone
+    const lent = loan
+    const number = ++lent.loans
+    lent.borrower = onDone
+    lent.waiter.wait(offset, expected, timeoutMs)
     return () => {
-      if (used.uses !== use || used.onDone === undefined) return
-      used.onDone = undefined
-      used.waiter.cancel()
-      idle.push(used)
+      if (lent.loans !== number || lent.borrower === undefined) return
+      lent.borrower = undefined
+      lent.waiter.cancel()
+      if (!closed) idle.push(lent)
     }
   }
 
-  const owned = new Set<OwnedWaiter>()
   const unsafeWaiter: MakeUnsafeWaiter = (onDone) =>
     Effect.acquireRelease(
-      attempt("MappedFile.waiter", () => {
-        const waiter = new OwnedWaiter(mapping, onDone)
-        owned.add(waiter)
-        return waiter
-      }),
+      attempt("MappedFile.waiter", () => newWaiter(onDone)),
       (waiter) =>
         Effect.sync(() => {
           // Even after the mapping closed: its "cancelled" report may still be on its way.
           waiter.cancel()
-          if (owned.delete(waiter)) waiter.native.close() // else the mapping's close freed it
+          if (all.delete(waiter)) waiter.native.close() // else the mapping's close freed it
         })
     )
 
   /** Closes the mapping, tells in-flight waits they were cancelled, and frees every waiter's ring or thread. */
   const close = (): void => {
+    closed = true
     mapping.close()
-    for (const pooled of all) {
-      pooled.closedUnder()
-      pooled.waiter.close()
-    }
-    all.length = 0
-    idle.length = 0
-    for (const waiter of owned) {
+    for (const waiter of all) {
       waiter.closedUnder()
       waiter.native.close()
     }
-    owned.clear()
+    all.clear()
+    idle.length = 0
   }
 
   const file: MappedFile = {
