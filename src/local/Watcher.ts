@@ -83,6 +83,8 @@ interface Tracked {
   change: { readonly name: string; version: number; value?: Uint8Array } | undefined
 }
 
+const nameOf = (change: VariableChange): string => change.name
+
 const track = (entry: Entry): Tracked => {
   const width = VarType.fixedWidth(entry.typeId)
   return {
@@ -292,37 +294,6 @@ const makeWatchCore = (
       return memory.consistent(diffAndRead)
     }
 
-    /** One pass: diff, map ranges to variables, report value changes. Synchronous: it runs on every wake. */
-    const scanNow = (): FileChangeEvent | undefined | CommyError => {
-      const failed = syncLayout() ?? diffConsistent()
-      if (failed) return failed
-      if (reuse) return reusedEvent()
-      if (candidateCount === 0) return layoutEvent(noChanges)
-      let changes: Array<VariableChange> | undefined
-      for (let i = 0; i < candidateCount; i++) {
-        const value = readValues[i]
-        if (value === undefined) continue
-        const tracked = candidates[i]!
-        const version = readVersions[i]!
-        tracked.last = value
-        if (!ownWrites && memory.ownVersions[tracked.entry.index] === version) continue
-        const change: VariableChange = values ? { name: tracked.entry.name, version, value } : { name: tracked.entry.name, version }
-        if (changes === undefined) changes = [change]
-        else changes.push(change)
-      }
-      return layoutEvent(changes ?? noChanges)
-    }
-
-    const noChanges: ReadonlyArray<VariableChange> = []
-    const layoutEvent = (changes: ReadonlyArray<VariableChange>): FileChangeEvent | undefined => {
-      const reportLayout = layoutChanged && options.layoutChanges === true
-      layoutChanged = false
-      if (changes.length === 0 && !reportLayout) return undefined
-      const variables = new Array<string>(changes.length)
-      for (let i = 0; i < changes.length; i++) variables[i] = changes[i]!.name
-      return { service, variables, changes, layoutChanged: reportLayout }
-    }
-
     // `reuse`: one event, its arrays, a change object per variable and two value buffers per
     // variable (the reported one and the next), all overwritten by the next event. Arrays are
     // resized by `length` only when the count changes (V8 keeps their backing store when they
@@ -333,7 +304,21 @@ const makeWatchCore = (
       changes: [] as Array<VariableChange>,
       layoutChanged: false
     }
-    const reusedEvent = (): FileChangeEvent | undefined => {
+    /** The change to report for `tracked`: its own reused object, or a fresh one. */
+    const changeOf = (tracked: Tracked, version: number, value: Uint8Array): VariableChange => {
+      if (!reuse) return values ? { name: tracked.entry.name, version, value } : { name: tracked.entry.name, version }
+      const change = tracked.change ??= { name: tracked.entry.name, version }
+      change.version = version
+      if (values) change.value = value
+      return change
+    }
+
+    /** One pass: diff, map ranges to variables, report value changes. Synchronous: it runs on every wake. */
+    const scanNow = (): FileChangeEvent | undefined | CommyError => {
+      const failed = syncLayout() ?? diffConsistent()
+      if (failed) return failed
+      // Fresh events get their arrays only once there is something to report.
+      let changes: Array<VariableChange> | undefined = reuse ? shared.changes : undefined
       let n = 0
       for (let i = 0; i < candidateCount; i++) {
         const value = readValues[i]
@@ -341,25 +326,22 @@ const makeWatchCore = (
         const tracked = candidates[i]!
         const version = readVersions[i]!
         // The buffer reported last time is free again (its event is over): the next read's target.
-        tracked.spare = tracked.last
+        if (reuse) tracked.spare = tracked.last
         tracked.last = value
         if (!ownWrites && memory.ownVersions[tracked.entry.index] === version) continue
-        const change = tracked.change ??= values
-          ? { name: tracked.entry.name, version, value }
-          : { name: tracked.entry.name, version }
-        change.version = version
-        if (values) change.value = value
-        shared.changes[n] = change
-        shared.variables[n] = tracked.entry.name
+        const change = changeOf(tracked, version, value)
+        if (changes === undefined) changes = [change] // exactly sized: `[]` grows to 17 slots
+        else changes[n] = change
         n++
       }
       const reportLayout = layoutChanged && options.layoutChanges === true
       layoutChanged = false
       if (n === 0 && !reportLayout) return undefined
-      if (shared.changes.length !== n) {
-        shared.changes.length = n
-        shared.variables.length = n
-      }
+      changes ??= []
+      if (!reuse) return { service, variables: changes.map(nameOf), changes, layoutChanged: reportLayout }
+      if (changes.length !== n) changes.length = n
+      for (let i = 0; i < n; i++) shared.variables[i] = changes[i]!.name
+      if (shared.variables.length !== n) shared.variables.length = n
       shared.layoutChanged = reportLayout
       return shared
     }
